@@ -73,9 +73,7 @@ def decode(data: bytes, max_size: int) -> Value:
     except Exception as exc:  # msgpack raises many types for bad input; all are the peer's fault
         raise DecodeError(f"not valid msgpack: {exc.__class__.__name__}: {exc}") from None
     _check(value, 0)
-    if isinstance(value, float):
-        raise DecodeError("floats are not allowed")
-    if encode(value) != data:
+    if msgpack.packb(value, use_bin_type=True) != data:
         raise DecodeError("input is not in canonical form")
     return value  # type: ignore[no-any-return]
 
