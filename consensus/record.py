@@ -25,9 +25,7 @@ from consensus.messages import (
 )
 from ledger.codec import Value, decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError
-from ledger.limits import MAX_BLOCK_BYTES, MAX_CONSENSUS_MESSAGE_BYTES
-
-MAX_RECORD_BYTES = 2 * MAX_CONSENSUS_MESSAGE_BYTES
+from ledger.limits import MAX_BLOCK_BYTES, MAX_CONSENSUS_MESSAGE_BYTES, MAX_SIGNER_RECORD_BYTES
 
 
 @dataclass(slots=True)
@@ -86,7 +84,7 @@ class SignedRecord:
     @classmethod
     def decode(cls, data: bytes) -> SignedRecord:
         height, view, signed, prepared, block = expect_list(
-            decode(data, MAX_RECORD_BYTES), 5, "signed record"
+            decode(data, MAX_SIGNER_RECORD_BYTES), 5, "signed record"
         )
         if not isinstance(signed, list) or len(signed) > len(Kind):
             raise DecodeError("signed record: bad list of signed phases")

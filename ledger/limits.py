@@ -27,3 +27,5 @@ MAX_REGIONS = 64
 
 # Consensus messages (a pre-prepare carries a whole block).
 MAX_CONSENSUS_MESSAGE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
+# A member's last-signed record (what it signed, its prepared certificate and that block).
+MAX_SIGNER_RECORD_BYTES = 2 * MAX_CONSENSUS_MESSAGE_BYTES

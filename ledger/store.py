@@ -25,6 +25,7 @@ from ledger.codec import decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError, InvalidCertificate, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import HASH_BYTES
+from ledger.limits import MAX_SIGNER_RECORD_BYTES
 from ledger.state import LedgerState
 from ledger.votes import Certificate
 
@@ -38,7 +39,6 @@ BLOOM_BITS_PER_KEY = (
     10  # most transaction-index lookups are misses (is this tx new?): bloom filters skip disk
 )
 MAX_OPEN_FILES = 512
-MAX_SIGNER_RECORD_BYTES = 64 * 1024
 MAX_RECORD_BYTES = 1024
 
 _T = TypeVar("_T")

@@ -18,6 +18,7 @@ from ledger.block import Block
 from ledger.chain import Chain
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.keys import PrivateKey
+from ledger.limits import MAX_SIGNER_RECORD_BYTES
 from ledger.merkle import verify_proof
 from ledger.state import Execution
 from ledger.store import BlockCommit, Store, StoreError
@@ -242,7 +243,7 @@ def test_signer_record_is_kept_across_reopen(tmp_path: Path) -> None:
     assert store.signer_record() is None
     store.put_signer_record(b"last signed: height 7 view 1")
     with pytest.raises(StoreError):
-        store.put_signer_record(b"x" * (1 << 20))
+        store.put_signer_record(b"x" * (MAX_SIGNER_RECORD_BYTES + 1))
     store.close()
     store = Store.open(tmp_path / "data", GENESIS)
     try:
