@@ -1,0 +1,133 @@
+"""Network configuration and the identity mapping between ledger keys and libp2p peer ids.
+
+A member's libp2p identity is its ledger ed25519 key: the 32-byte seed that signs its votes also signs its
+Noise handshake, so the peer id authenticated by Noise names exactly one ledger public key. That is what
+lets the network accept consensus streams only from genesis members without any extra handshake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import multiaddr  # type: ignore[import-untyped]
+from libp2p.crypto.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from libp2p.crypto.keys import KeyPair, KeyType
+from libp2p.peer.id import ID
+
+from ledger.limits import MAX_CONSENSUS_MESSAGE_BYTES, MAX_TX_BYTES
+from node.p2p.errors import ConfigError
+
+PBFT_PROTOCOL = "/fedmarket/pbft/1.0.0"
+
+# One gossip message stays below 64 KiB once wrapped (protobuf envelope, signature, key, topic): see the
+# yamux interleaving pitfall in docs/network.md.
+MAX_GOSSIP_BATCH_BYTES = 60 * 1024
+MAX_GOSSIP_BATCH_TXS = 2_000
+
+
+@dataclass(frozen=True)
+class NetworkLimits:
+    """Every bound of the network layer; seconds are wall-clock durations of the trio clock."""
+
+    max_frame_bytes: int = MAX_CONSENSUS_MESSAGE_BYTES
+    max_write_batch_bytes: int = 256 * 1024
+    outgoing_queue_messages: int = 4_096
+    inbound_queue_messages: int = 4_096
+    read_timeout: float = 10.0
+    write_timeout: float = 10.0
+    keepalive_interval: float = 2.0
+    dial_timeout: float = 5.0
+    redial_min_delay: float = 0.1
+    redial_max_delay: float = 5.0
+    frames_per_second: float = 2_000.0
+    frame_burst: float = 4_000.0
+    bytes_per_second: float = 32 * 1024 * 1024
+    byte_burst: float = 2 * MAX_CONSENSUS_MESSAGE_BYTES
+    flood_penalty: float = 1.0
+    oversized_frame_penalty: float = 100.0
+    non_member_penalty: float = 10.0
+    bad_gossip_penalty: float = 25.0
+    ban_threshold: float = -100.0
+    ban_seconds: float = 60.0
+    score_recovery_per_second: float = 1.0
+    max_gossip_batch_bytes: int = MAX_GOSSIP_BATCH_BYTES
+    max_gossip_batch_txs: int = MAX_GOSSIP_BATCH_TXS
+    max_tx_bytes: int = MAX_TX_BYTES
+    gossip_messages_per_second: float = 50.0
+    inbound_gossip_batches: int = 256
+    max_request_bytes: int = 64 * 1024
+    max_response_bytes: int = MAX_CONSENSUS_MESSAGE_BYTES * 4
+    handler_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """What a node needs to join the federation's network.
+
+    `members` comes from genesis (raw 32-byte ed25519 public key -> member name); `bootstrap` comes from the
+    node's own config (multiaddrs ending in `/p2p/<peer id>`), so a datacenter can move without a new chain.
+    """
+
+    seed: bytes
+    chain_id: str
+    members: Mapping[bytes, str]
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    bootstrap: tuple[str, ...] = ()
+    limits: NetworkLimits = field(default_factory=NetworkLimits)
+
+    def __post_init__(self) -> None:
+        if len(self.seed) != 32:
+            raise ConfigError("the identity seed must be 32 bytes")
+        if not 0 <= self.listen_port <= 65535:
+            raise ConfigError(f"listen port {self.listen_port} out of range")
+        for key in self.members:
+            if len(key) != 32:
+                raise ConfigError("member keys must be raw 32-byte ed25519 public keys")
+        for address in self.bootstrap:
+            parse_bootstrap(address)
+
+    @property
+    def gossip_topic(self) -> str:
+        return f"/fedmarket/{self.chain_id}/txs/1"
+
+
+def key_pair_from_seed(seed: bytes) -> KeyPair:
+    """The libp2p key pair of a ledger identity seed."""
+    try:
+        private = Ed25519PrivateKey.new(seed)
+    except ValueError as error:
+        raise ConfigError(f"unusable identity seed: {error}") from error
+    return KeyPair(private, private.get_public_key())
+
+
+def peer_id_of_member(member_key: bytes) -> str:
+    """The libp2p peer id (base58 text) of a ledger public key."""
+    if len(member_key) != 32:
+        raise ConfigError("a member key is a raw 32-byte ed25519 public key")
+    return ID.from_pubkey(Ed25519PublicKey.from_bytes(member_key)).to_base58()
+
+
+def member_key_of_peer(peer_id: str) -> bytes | None:
+    """The ledger public key behind a peer id, or None when the peer id does not embed an ed25519 key."""
+    try:
+        public = ID.from_base58(peer_id).extract_public_key()
+    except (ValueError, KeyError):
+        return None
+    if public is None or public.get_type() != KeyType.Ed25519:
+        return None
+    return public.to_bytes()
+
+
+def parse_bootstrap(address: str) -> tuple[str, multiaddr.Multiaddr]:
+    """Split `/ip4/.../tcp/.../p2p/<id>` into the peer id text and the dialable address."""
+    try:
+        full = multiaddr.Multiaddr(address)
+        peer_id = full.value_for_protocol("p2p")
+    except Exception as error:
+        raise ConfigError(f"bad bootstrap multiaddr {address!r}: {error}") from error
+    if not peer_id:
+        raise ConfigError(f"bootstrap multiaddr {address!r} lacks /p2p/<peer id>")
+    transport = full.decapsulate(multiaddr.Multiaddr(f"/p2p/{peer_id}"))
+    return str(peer_id), transport

@@ -1,0 +1,595 @@
+"""The node's network: consensus links, transaction gossip, request/response, peer scoring, redial.
+
+Theory: consensus needs few, ordered, authenticated messages between a fixed set of members, so each member
+keeps one long-lived outbound stream per other member, written by one task that drains a bounded queue into
+batched frames; the receiving side accepts such streams only from peer ids that are genesis members (Noise
+authenticated the peer id, and the peer id is the member's ledger key). Transactions are many and loss
+tolerant, so they ride gossipsub in batches. Everything a peer sends is bounded (frame caps, per-read
+timeouts, token buckets), and misbehaviour lowers a score that ends in a disconnection and a timed ban.
+The interface (`send`, `broadcast`, `inbound`, `publish_txs`, `tx_batches`, `request`) names no libp2p type,
+so consensus could move to another transport.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+
+import multiaddr  # type: ignore[import-untyped]
+import trio
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.network.stream.exceptions import StreamError
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from ledger.errors import DecodeError, LedgerError
+from node.p2p.config import PBFT_PROTOCOL, NetworkConfig, parse_bootstrap, peer_id_of_member
+from node.p2p.errors import FrameError, NetworkError, RequestFailed, RequestTimeout
+from node.p2p.framing import KEEPALIVE, FrameReader, encode_frame, encode_frames
+from node.p2p.gossip import decode_batch, split_into_batches
+from node.p2p.host import build_gossip, build_host, listen_multiaddr, stop_auto_connector
+from node.p2p.peers import PeerState, PeerStatus
+from node.p2p.scoring import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+RequestHandler = Callable[[str, bytes], Awaitable[bytes]]
+TRANSPORT_ERRORS = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+CLEANUP_SECONDS = 1.0
+SHUTDOWN_SECONDS = 3.0
+
+
+def _receive_some(stream: INetStream) -> Callable[[int], Awaitable[bytes]]:
+    """Adapt a libp2p stream to FrameReader: EOF and reset both end the stream (a reset reads as EOF)."""
+
+    async def receive(max_bytes: int) -> bytes:
+        try:
+            return await stream.read(max_bytes)
+        except StreamError:
+            return b""
+
+    return receive
+
+
+async def _discard(stream: INetStream) -> None:
+    """Reset a stream, bounded and shielded, ignoring a peer that is already gone."""
+    with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS), suppress(*TRANSPORT_ERRORS):
+        await stream.reset()
+
+
+class _ConnectionWatcher(INotifee):
+    def __init__(self, network: Network) -> None:
+        self._network = network
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._network._on_connection_change(conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._network._on_connection_change(conn.muxed_conn.peer_id)
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+
+class Network:
+    """A running network endpoint; obtain one with `open_network(config)`."""
+
+    def __init__(self, config: NetworkConfig, host: IHost, pubsub: Pubsub, nursery: trio.Nursery) -> None:
+        self.config = config
+        self.limits = config.limits
+        self._host = host
+        self._pubsub = pubsub
+        self._nursery = nursery
+        self.local_peer_id = host.get_id().to_base58()
+        self._peers: dict[str, PeerState] = {}
+        self._member_peer_ids: dict[bytes, str] = {}
+        for key, name in config.members.items():
+            peer_id = peer_id_of_member(key)
+            self._member_peer_ids[key] = peer_id
+            self._peers[peer_id] = PeerState.create(peer_id, key, name, self.limits)
+        self._inbound_send, self._inbound = trio.open_memory_channel[tuple[bytes, bytes]](
+            self.limits.inbound_queue_messages
+        )
+        self._tx_send, self._tx_batches = trio.open_memory_channel[tuple[str, list[bytes]]](
+            self.limits.inbound_gossip_batches
+        )
+        self._bootstrap_peer_ids = {parse_bootstrap(address)[0] for address in config.bootstrap}
+        self._publish_bucket = TokenBucket(self.limits.gossip_messages_per_second, 1.0)
+        self._publish_lock = trio.Lock()
+        self.counters: dict[str, int] = {"gossip_batches_dropped": 0, "gossip_batches_invalid": 0}
+
+    # ----- identity -----
+
+    @property
+    def listen_addrs(self) -> list[str]:
+        """The bound addresses with our peer id, ready for other nodes' bootstrap lists."""
+        return [str(address) for address in self._host.get_addrs()]
+
+    @property
+    def security_protocols(self) -> list[str]:
+        """Security transports offered: Noise only (with plaintext a dialer could claim any peer id)."""
+        upgrader = self._host.get_network().upgrader  # type: ignore[attr-defined]
+        return [str(protocol) for protocol in upgrader.security_multistream.transports]
+
+    def gossip_peers(self) -> list[str]:
+        """Our gossipsub mesh for the transaction topic: the peers a publish goes to right now.
+
+        Until the first heartbeats graft a mesh, a publish reaches nobody (silently): the catch-up pull
+        covers that window.
+        """
+        mesh: dict[str, set[ID]] = self._pubsub.router.mesh
+        return [peer.to_base58() for peer in mesh.get(self.config.gossip_topic, ())]
+
+    def peer_id_of(self, member_key: bytes) -> str:
+        return self._member_peer_ids.get(member_key) or peer_id_of_member(member_key)
+
+    def member_key_of(self, peer_id: str) -> bytes | None:
+        """The genesis member key of a peer id, or None for a non-member."""
+        state = self._peers.get(peer_id)
+        return state.member_key if state is not None else None
+
+    # ----- consensus links -----
+
+    def send(self, member_key: bytes, payload: bytes) -> None:
+        """Queue one consensus message for a member; never blocks (a full queue drops its oldest message)."""
+        if len(payload) > self.limits.max_frame_bytes:
+            raise NetworkError(f"consensus message of {len(payload)} bytes over the cap")
+        peer_id = self._member_peer_ids.get(member_key)
+        if peer_id is None:
+            raise NetworkError("not a federation member")
+        if peer_id == self.local_peer_id:
+            return
+        state = self._peers[peer_id]
+        assert state.outgoing is not None
+        state.outgoing.push(payload)
+
+    def broadcast(self, payload: bytes) -> None:
+        """Queue one consensus message for every other member."""
+        for key in self._member_peer_ids:
+            self.send(key, payload)
+
+    def inbound(self) -> trio.MemoryReceiveChannel[tuple[bytes, bytes]]:
+        """Consensus messages as (sender member key, payload), in order per sender."""
+        return self._inbound
+
+    # ----- gossip -----
+
+    async def publish_txs(self, txs: list[bytes]) -> int:
+        """Gossip transactions in as few batches as the caps allow; return the number of batches.
+
+        Raises GossipBatchTooLarge, before publishing anything, if a transaction cannot fit in a batch.
+        Waits when the local publish rate is used up (gossipsub would silently drop the excess).
+        """
+        limits = self.limits
+        batches = split_into_batches(
+            txs, limits.max_gossip_batch_bytes, limits.max_gossip_batch_txs, limits.max_tx_bytes
+        )
+        async with self._publish_lock:
+            for batch in batches:
+                await trio.sleep(self._publish_bucket.take(1.0, trio.current_time()))
+                await self._pubsub.publish(self.config.gossip_topic, batch)
+        return len(batches)
+
+    def tx_batches(self) -> trio.MemoryReceiveChannel[tuple[str, list[bytes]]]:
+        """Inbound transaction batches as (origin peer id, transactions); full channel drops new batches."""
+        return self._tx_batches
+
+    # ----- request / response -----
+
+    def register_handler(self, protocol: str, handler: RequestHandler) -> None:
+        """Serve `protocol`: one request frame in, `await handler(peer_id, request)` frame out."""
+
+        async def serve(stream: INetStream) -> None:
+            await self._serve_request(stream, handler)
+
+        self._host.set_stream_handler(protocol, serve)  # type: ignore[arg-type]
+
+    async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float) -> bytes:
+        """Send one request and wait for its answer; RequestTimeout or RequestFailed otherwise."""
+        if len(payload) > self.limits.max_request_bytes:
+            raise RequestFailed(f"request of {len(payload)} bytes over the cap")
+        try:
+            target = ID.from_base58(peer_id)
+        except ValueError as error:
+            raise RequestFailed(f"bad peer id {peer_id!r}") from error
+        try:
+            with trio.fail_after(timeout):
+                stream = await self._host.new_stream(target, [protocol])  # type: ignore[list-item]
+                try:
+                    await stream.write(encode_frame(payload))
+                    reader = FrameReader(_receive_some(stream), self.limits.max_response_bytes, timeout)
+                    answer = await reader.read_frame()
+                finally:
+                    await _discard(stream)
+        except trio.TooSlowError:
+            raise RequestTimeout(f"{protocol} to {peer_id}: no answer within {timeout} s") from None
+        except FrameError as error:
+            raise RequestFailed(f"{protocol} to {peer_id}: {error}") from error
+        except TRANSPORT_ERRORS as error:
+            raise RequestFailed(f"{protocol} to {peer_id}: {error!r}") from error
+        if answer is None:
+            raise RequestFailed(f"{protocol} to {peer_id}: closed without an answer")
+        return answer
+
+    # ----- scoring -----
+
+    def penalize(self, peer_id: str, reason: str, points: float) -> None:
+        """Lower a peer's score (garbage, bad signature...); below the threshold it is cut off and banned."""
+        try:
+            ID.from_base58(peer_id)
+        except ValueError as error:
+            raise NetworkError(f"bad peer id {peer_id!r}") from error
+        state = self._state(peer_id)
+        state.counters["penalties"] += 1
+        now = trio.current_time()
+        if state.score.penalize(points, now):
+            logger.warning(
+                "banning peer %s (%s) for %s s: %s", peer_id, state.name, state.score.ban_seconds, reason
+            )
+            state.counters["bans"] += 1
+            self._nursery.start_soon(self._enforce_ban, state)
+        else:
+            logger.info("peer %s penalized %s points: %s", peer_id, points, reason)
+
+    def peers(self) -> list[PeerStatus]:
+        now = trio.current_time()
+        rows = []
+        for state in self._peers.values():
+            if state.peer_id == self.local_peer_id:
+                continue
+            score = state.score.current(now)
+            rows.append(
+                PeerStatus(
+                    peer_id=state.peer_id,
+                    member_key=state.member_key,
+                    name=state.name,
+                    connected=self._is_connected(state.peer_id),
+                    score=score,
+                    banned_for=max(0.0, state.score.banned_until - now),
+                    queued=len(state.outgoing) if state.outgoing is not None else 0,
+                    counters=dict(state.counters)
+                    | {"dropped_out": state.outgoing.dropped if state.outgoing is not None else 0},
+                )
+            )
+        return rows
+
+    # ----- internals -----
+
+    def _state(self, peer_id: str) -> PeerState:
+        state = self._peers.get(peer_id)
+        if state is None:
+            state = PeerState.create(peer_id, None, None, self.limits)
+            self._peers[peer_id] = state
+        return state
+
+    def _is_connected(self, peer_id: str) -> bool:
+        return self._connection(peer_id) is not None
+
+    def _connection(self, peer_id: str) -> INetConn | None:
+        """The open connection to a peer: the swarm may still list a closed one."""
+        try:
+            connections = self._host.get_network().get_connections(ID.from_base58(peer_id))
+        except ValueError:
+            return None
+        return next((connection for connection in connections if not connection.is_closed), None)
+
+    def _is_banned(self, state: PeerState) -> bool:
+        return state.score.is_banned(trio.current_time())
+
+    def _on_connection_change(self, peer: ID) -> None:
+        state = self._state(peer.to_base58())
+        state.connected = self._is_connected(state.peer_id)
+        if state.connected and self._is_banned(state):
+            self._nursery.start_soon(self._disconnect, state)
+        elif not state.connected and self._forgettable(state):
+            del self._peers[state.peer_id]
+        state.notify()
+
+    def _forgettable(self, state: PeerState) -> bool:
+        """A disconnected stranger in good standing: forgetting it keeps `_peers` bounded by connections."""
+        return (
+            state.member_key is None
+            and state.peer_id not in self._bootstrap_peer_ids
+            and not self._is_banned(state)
+            and state.score.current(trio.current_time()) == 0.0
+        )
+
+    async def _disconnect(self, state: PeerState) -> None:
+        with trio.move_on_after(self.limits.dial_timeout):
+            try:
+                await self._host.disconnect(ID.from_base58(state.peer_id))
+            except TRANSPORT_ERRORS as error:
+                logger.info("disconnecting %s: %r", state.peer_id, error)
+
+    async def _enforce_ban(self, state: PeerState) -> None:
+        peer = ID.from_base58(state.peer_id)
+        self._pubsub.add_to_blacklist(peer)
+        state.notify()
+        await self._disconnect(state)
+        await trio.sleep_until(state.score.banned_until)
+        self._pubsub.remove_from_blacklist(peer)
+        state.notify()
+
+    async def _close_connections(self) -> None:
+        """First step of shutdown: with no connection left, no pubsub stream handler can run while
+        pubsub stops (py-libp2p would raise "Nursery is closed to new arrivals" out of the swarm)."""
+        swarm = self._host.get_network()
+        for protocol in self._pubsub.router.get_protocols():
+            self._host.remove_stream_handler(protocol)
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
+            for peer in list(swarm.connections):
+                try:
+                    await swarm.close_peer(peer)
+                except TRANSPORT_ERRORS as error:
+                    logger.debug("closing %s at shutdown: %r", peer, error)
+
+    async def _start(self) -> None:
+        self._host.get_network().register_notifee(_ConnectionWatcher(self))
+        self._host.set_stream_handler(PBFT_PROTOCOL, self._serve_consensus_stream)  # type: ignore[arg-type]
+        self._pubsub.set_topic_validator(self.config.gossip_topic, self._validate_gossip, False)
+        subscription = await self._pubsub.subscribe(self.config.gossip_topic)
+        self._nursery.start_soon(self._read_gossip, subscription.receive_channel)  # type: ignore[attr-defined]
+        for state in self._peers.values():
+            if state.outgoing is not None and state.peer_id != self.local_peer_id:
+                self._nursery.start_soon(self._consensus_writer, state)
+        for address in self.config.bootstrap:
+            peer_id, transport_addr = parse_bootstrap(address)
+            if peer_id != self.local_peer_id:
+                self._nursery.start_soon(self._keep_connected, self._state(peer_id), transport_addr)
+
+    async def _keep_connected(self, state: PeerState, address: multiaddr.Multiaddr) -> None:
+        """Dial a bootstrap peer, and redial with backoff whenever it drops (after its ban, if banned).
+
+        Its address is kept with a zero TTL (permanent: `host.connect` would set 120 s) and the swarm's 60 s
+        negative dial cache is cleared before each attempt, so a member that comes back is found at once.
+        """
+        peer = ID.from_base58(state.peer_id)
+        network = self._host.get_network()
+        peerstore = self._host.get_peerstore()
+        delay = self.limits.redial_min_delay
+        while True:
+            if self._is_banned(state):
+                await trio.sleep_until(state.score.banned_until)
+                continue
+            if not self._is_connected(state.peer_id):
+                peerstore.add_addrs(peer, [address], 0)
+                network.unblock_peer(peer)  # type: ignore[attr-defined]
+                try:
+                    with trio.fail_after(self.limits.dial_timeout):
+                        await self._dial(peer)
+                except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
+                    state.counters["dial_failures"] += 1
+                    logger.debug("dial %s (%s) failed: %r", state.peer_id, state.name, error)
+                    await trio.sleep(delay)
+                    delay = min(2 * delay, self.limits.redial_max_delay)
+                    continue
+                finally:
+                    peerstore.add_addrs(peer, [address], 0)
+                state.counters["dials"] += 1
+                delay = self.limits.redial_min_delay
+            while self._is_connected(state.peer_id) and not self._is_banned(state):
+                await state.changed.wait()
+
+    async def _dial(self, peer: ID) -> None:
+        """Dial via the swarm: `host.connect` returns at once while a closed connection is still listed."""
+        for connection in await self._host.get_network().dial_peer(peer):
+            started = getattr(connection, "event_started", None)
+            if started is not None:
+                await started.wait()
+
+    async def _consensus_writer(self, state: PeerState) -> None:
+        """Keep one outbound consensus stream to a member and drain its queue into it, batched."""
+        assert state.outgoing is not None
+        peer = ID.from_base58(state.peer_id)
+        delay = self.limits.redial_min_delay
+        while True:
+            while not self._is_connected(state.peer_id) or self._is_banned(state):
+                await state.changed.wait()
+            connection = self._connection(state.peer_id)
+            try:
+                with trio.fail_after(self.limits.dial_timeout):
+                    stream = await self._host.new_stream(peer, [PBFT_PROTOCOL])  # type: ignore[list-item]
+            except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
+                state.counters["stream_failures"] += 1
+                logger.info("consensus stream to %s (%s) failed: %r", state.peer_id, state.name, error)
+                if isinstance(error, trio.TooSlowError):
+                    await self._drop_connection(state, connection)
+                await trio.sleep(delay)
+                delay = min(2 * delay, self.limits.redial_max_delay)
+                continue
+            delay = self.limits.redial_min_delay
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    self._cancel_when_connection_changes, state, connection, nursery.cancel_scope
+                )
+                try:
+                    await self._pump(state, stream)
+                except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
+                    state.counters["write_failures"] += 1
+                    logger.info("consensus stream to %s (%s) broke: %r", state.peer_id, state.name, error)
+                    await self._drop_connection(state, connection)
+                finally:
+                    await _discard(stream)
+                    nursery.cancel_scope.cancel()
+
+    async def _drop_connection(self, state: PeerState, connection: INetConn | None) -> None:
+        """Close a connection whose streams fail: py-libp2p may keep a dead one registered, which would
+        stop the redial loop from ever dialing again."""
+        if connection is None or self._connection(state.peer_id) is not connection:
+            return
+        state.counters["dropped_connections"] += 1
+        with trio.move_on_after(CLEANUP_SECONDS):
+            try:
+                await connection.close()
+            except TRANSPORT_ERRORS as error:
+                logger.debug("closing the connection to %s: %r", state.peer_id, error)
+        self._on_connection_change(ID.from_base58(state.peer_id))
+
+    async def _cancel_when_connection_changes(
+        self, state: PeerState, connection: INetConn | None, scope: trio.CancelScope
+    ) -> None:
+        """A stream dies with its connection, but a write to it may hang: give up on it at once."""
+        while self._connection(state.peer_id) is connection:
+            await state.changed.wait()
+        scope.cancel()
+
+    async def _pump(self, state: PeerState, stream: INetStream) -> None:
+        assert state.outgoing is not None
+        while not self._is_banned(state):
+            with trio.move_on_after(self.limits.keepalive_interval):
+                await state.outgoing.wait_nonempty()
+            batch = state.outgoing.take(self.limits.max_write_batch_bytes)
+            data = encode_frames(batch) if batch else KEEPALIVE
+            try:
+                with trio.fail_after(self.limits.write_timeout):
+                    await stream.write(data)
+            except BaseException:
+                state.outgoing.restore(batch)
+                raise
+            state.counters["frames_out"] += len(batch)
+            state.counters["writes_out"] += 1
+            state.counters["bytes_out"] += len(data)
+
+    async def _serve_consensus_stream(self, stream: INetStream) -> None:
+        state = self._state(stream.muxed_conn.peer_id.to_base58())
+        if state.member_key is None or self._is_banned(state):
+            state.counters["rejected_streams"] += 1
+            if state.member_key is None:
+                self.penalize(
+                    state.peer_id, "consensus stream from a non-member", self.limits.non_member_penalty
+                )
+            await _discard(stream)
+            return
+        reader = FrameReader(_receive_some(stream), self.limits.max_frame_bytes, self.limits.read_timeout)
+        try:
+            while not self._is_banned(state):
+                frame = await reader.read_frame()
+                if frame is None:
+                    break
+                if not frame:
+                    continue
+                await self._throttle(state, len(frame))
+                state.counters["frames_in"] += 1
+                state.counters["bytes_in"] += len(frame)
+                await self._inbound_send.send((state.member_key, frame))
+        except FrameError as error:
+            self._on_bad_frames(state, error)
+        finally:
+            await _discard(stream)
+
+    async def _throttle(self, state: PeerState, size: int) -> None:
+        """Charge a frame to the peer's buckets; an overdraft costs points and waits."""
+        now = trio.current_time()
+        delay = max(state.frame_bucket.take(1.0, now), state.byte_bucket.take(float(size), now))
+        if delay > 0:
+            state.counters["throttled"] += 1
+            self.penalize(state.peer_id, "over its rate limit", self.limits.flood_penalty)
+            await trio.sleep(delay)
+
+    def _on_bad_frames(self, state: PeerState, error: FrameError) -> None:
+        state.counters[f"frames_{error.reason}"] += 1
+        if error.reason == "silent":
+            logger.info("peer %s (%s) silent: dropping its connection", state.peer_id, state.name)
+            self._nursery.start_soon(self._disconnect, state)
+        else:
+            self.penalize(state.peer_id, str(error), self.limits.oversized_frame_penalty)
+
+    async def _serve_request(self, stream: INetStream, handler: RequestHandler) -> None:
+        state = self._state(stream.muxed_conn.peer_id.to_base58())
+        try:
+            if self._is_banned(state):
+                state.counters["rejected_streams"] += 1
+                return
+            limits = self.limits
+            reader = FrameReader(_receive_some(stream), limits.max_request_bytes, limits.read_timeout)
+            request = await reader.read_frame()
+            if request is None:
+                return
+            await self._throttle(state, len(request))
+            state.counters["requests_in"] += 1
+            with trio.fail_after(self.limits.handler_timeout):
+                answer = await handler(state.peer_id, request)
+            if len(answer) > self.limits.max_response_bytes:
+                logger.warning("handler answer of %s bytes over the cap: not sent", len(answer))
+                return
+            with trio.fail_after(self.limits.write_timeout):
+                await stream.write(encode_frame(answer))
+        except FrameError as error:
+            self._on_bad_frames(state, error)
+        except (NetworkError, LedgerError) as error:
+            logger.info("request from %s refused: %s", state.peer_id, error)
+        except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
+            logger.info("request from %s failed: %r", state.peer_id, error)
+        finally:
+            await _discard(stream)
+
+    def _validate_gossip(self, forwarder: ID, message: rpc_pb2.Message) -> bool:
+        try:
+            self._decode_batch(message.data)
+        except DecodeError as error:
+            self.counters["gossip_batches_invalid"] += 1
+            self.penalize(forwarder.to_base58(), f"bad gossip batch: {error}", self.limits.bad_gossip_penalty)
+            return False
+        return True
+
+    def _decode_batch(self, data: bytes) -> list[bytes]:
+        limits = self.limits
+        return decode_batch(
+            data, limits.max_gossip_batch_bytes, limits.max_gossip_batch_txs, limits.max_tx_bytes
+        )
+
+    async def _read_gossip(self, messages: trio.MemoryReceiveChannel[rpc_pb2.Message]) -> None:
+        async for message in messages:
+            origin = ID(message.from_id).to_base58()
+            if origin == self.local_peer_id:
+                continue
+            try:
+                txs = self._decode_batch(message.data)
+            except DecodeError:
+                self.counters["gossip_batches_invalid"] += 1
+                continue
+            self._state(origin).counters["gossip_batches_in"] += 1
+            try:
+                self._tx_send.send_nowait((origin, txs))
+            except trio.WouldBlock:
+                self.counters["gossip_batches_dropped"] += 1
+
+
+@asynccontextmanager
+async def open_network(config: NetworkConfig) -> AsyncIterator[Network]:
+    """Start the host, gossip and links; leaving the block (or cancelling it) shuts everything down.
+
+    The teardown is bounded by SHUTDOWN_SECONDS: py-libp2p's swarm shutdown sometimes waits on a task
+    that only a cancellation ends, so past the bound the remaining teardown is cancelled.
+    """
+    host = build_host(config)
+    with trio.CancelScope() as teardown:
+        async with host.run([listen_multiaddr(config)]):
+            await stop_auto_connector(host)
+            pubsub, router = build_gossip(host, config)
+            async with background_trio_service(pubsub), background_trio_service(router):
+                await pubsub.wait_until_ready()
+                async with trio.open_nursery() as nursery:
+                    network = Network(config, host, pubsub, nursery)
+                    await network._start()
+                    try:
+                        yield network
+                    finally:
+                        nursery.cancel_scope.cancel()
+                        teardown.deadline = trio.current_time() + SHUTDOWN_SECONDS
+                        await network._close_connections()
+    if teardown.cancelled_caught:
+        logger.warning("libp2p teardown took over %s s and was cut short", SHUTDOWN_SECONDS)
