@@ -1,0 +1,170 @@
+"""A small synchronous JSON-RPC 2.0 client over HTTP (stdlib `urllib`), and where the CLI finds a node.
+
+Theory: every way a call can fail (no listener, a timeout, an HTTP error, a body that is not JSON-RPC, an
+error object from the node) becomes one `RpcError` whose message is a single readable sentence naming the
+node; the JSON-RPC code is kept on the exception so callers can react to "not found" and the like. Responses
+are read with a size cap. The node to talk to is `--rpc`, else `$FEDMARKET_RPC`, else the first node listed in
+`.devnet/devnet.json` under the current directory, else the default port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from node.commands.base import DEFAULT_RPC_URL, DEFAULT_TIMEOUT_S, CliError
+
+RPC_URL_ENV = "FEDMARKET_RPC"
+DEVNET_FILE = Path(".devnet") / "devnet.json"
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_DEVNET_FILE_BYTES = 1024 * 1024
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+TX_REJECTED = -32000
+NOT_FOUND = -32001
+MEMPOOL_FULL = -32002
+COMMIT_TIMEOUT = -32003
+METHOD_DISABLED = -32004
+SYNCING = -32005
+
+
+class RpcError(CliError):
+    """A call that failed; `code` is the JSON-RPC error code, or None if no JSON-RPC answer came back."""
+
+    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.data = data
+
+
+def default_rpc_url(cwd: Path | None = None) -> str:
+    """`$FEDMARKET_RPC`, else the first node of `.devnet/devnet.json` under `cwd`, else `DEFAULT_RPC_URL`."""
+    from_env = os.environ.get(RPC_URL_ENV)
+    if from_env:
+        return from_env
+    devnet_file = (cwd or Path.cwd()) / DEVNET_FILE
+    if not devnet_file.is_file():
+        return DEFAULT_RPC_URL
+    return _first_devnet_node(devnet_file)
+
+
+def _first_devnet_node(path: Path) -> str:
+    try:
+        with path.open("rb") as stream:
+            devnet = json.loads(stream.read(MAX_DEVNET_FILE_BYTES))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}; pass --rpc URL") from None
+    nodes = devnet.get("nodes") if isinstance(devnet, dict) else None
+    first = nodes[0] if isinstance(nodes, list) and nodes else None
+    url = first.get("rpc_url", first.get("rpc")) if isinstance(first, dict) else None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise CliError(f"{path} lists no node with an rpc_url; pass --rpc URL")
+    return url
+
+
+class RpcClient:
+    """Calls JSON-RPC methods with named params on one node."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """The method's result; any failure raises `RpcError` with a one-sentence message."""
+        request_id = next(self._ids)
+        request: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params:
+            request["params"] = params
+        body = self._post(json.dumps(request).encode())
+        return self._result(method, request_id, body)
+
+    def _post(self, body: bytes) -> bytes:
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return self._read(response)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                answer = self._read(exc)
+            if _is_json_rpc_error(answer):
+                return answer
+            raise RpcError(f"node at {self.url} answered HTTP {exc.code} {exc.reason}") from None
+        except urllib.error.URLError as exc:
+            raise RpcError(f"cannot reach node at {self.url}: {_reason(exc.reason)}") from None
+        except TimeoutError:
+            raise RpcError(f"node at {self.url} gave no answer within {self.timeout:g} s") from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise RpcError(f"cannot talk to node at {self.url}: {_reason(exc)}") from None
+
+    def _read(self, response: Any) -> bytes:
+        data: bytes = response.read(MAX_RESPONSE_BYTES + 1)
+        if len(data) > MAX_RESPONSE_BYTES:
+            raise RpcError(f"node at {self.url} sent an answer larger than {MAX_RESPONSE_BYTES} bytes")
+        return data
+
+    def _result(self, method: str, request_id: int, body: bytes) -> Any:
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise RpcError(f"node at {self.url} answered {method} with something that is not JSON") from None
+        if not isinstance(answer, dict) or answer.get("jsonrpc") != "2.0":
+            raise RpcError(f"node at {self.url} answered {method} with something that is not JSON-RPC 2.0")
+        error = answer.get("error")
+        if error is not None:
+            raise _error_from(self.url, method, error)
+        if answer.get("id") != request_id or "result" not in answer:
+            raise RpcError(f"node at {self.url} answered {method} with a malformed JSON-RPC response")
+        return answer["result"]
+
+
+def _is_json_rpc_error(body: bytes) -> bool:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and isinstance(answer.get("error"), dict)
+
+
+def _error_from(url: str, method: str, error: Any) -> RpcError:
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+        return RpcError(f"node at {url} answered {method} with a malformed error object")
+    code: int = error["code"]
+    message = error.get("message")
+    text = message if isinstance(message, str) and message else "no message"
+    if code == METHOD_NOT_FOUND:
+        text = f"{text} (this node does not offer {method})"
+    return RpcError(f"{method} failed: {text} (code {code})", code, error.get("data"))
+
+
+def _reason(reason: object) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused (is a node running there? see --rpc)"
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    if isinstance(reason, socket.gaierror):
+        return f"unknown host ({reason.strerror})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror.lower()
+    return str(reason)
+
+
+def connect(args: Any) -> RpcClient:
+    """The client for a parsed command line (`--rpc`, `--timeout`)."""
+    return RpcClient(args.rpc or default_rpc_url(), args.timeout)
