@@ -1,0 +1,252 @@
+"""A local federation on 127.0.0.1: create it, start and stop its node processes, report their state.
+
+Layout under the devnet directory: `node-<i>/` homes (key, genesis, config, data, log), `accounts/` with the
+funded demo key files (one provider per member, a few consumers), and `devnet.json` listing every node (name,
+home, pid, rpc url, p2p multiaddr) and account. Ports are chosen free at `init` and kept in the configs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.genesis import Genesis
+from ledger.keys import PrivateKey
+from ledger.validators import ValidatorSet
+from node.config import NodeConfig
+from node.p2p import peer_id_of_member
+
+DEVNET_FILE = "devnet.json"
+CHAIN_ID = "fedmarket-devnet"
+RESOURCE_CLASSES = ("vcpu", "ram-gb", "disk-gb", "gpu")
+REGIONS = ("eu-west", "eu-central", "us-east")
+CONSUMERS = 3
+ACCOUNT_FUNDS = 1_000_000_000_000  # one million credits, in micro-credits
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 10.0
+
+
+class DevnetError(Exception):
+    """A devnet operation that cannot proceed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    name: str
+    home: Path
+    rpc_url: str
+    p2p: str
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _write_key(path: Path, key: PrivateKey) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key.to_key_file() + "\n")
+
+
+def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **params: Any) -> dict[str, Any]:
+    """Create a devnet of `nodes` members; refuses to overwrite an existing one."""
+    if nodes < 4:
+        raise DevnetError("a federation needs at least 4 members (it tolerates f = (n - 1) // 3 faults)")
+    if (directory / DEVNET_FILE).exists():
+        raise DevnetError(
+            f"{directory / DEVNET_FILE} exists; run `fedmarket devnet down` and remove {directory}"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "accounts").mkdir(exist_ok=True)
+    members = [PrivateKey(os.urandom(32)) for _ in range(nodes)]
+    names = [f"dc-{i}" for i in range(nodes)]
+    accounts = []
+    for i in range(nodes):
+        accounts.append(("provider", f"provider-{i}", PrivateKey(os.urandom(32))))
+    for i in range(CONSUMERS):
+        accounts.append(("consumer", f"consumer-{i}", PrivateKey(os.urandom(32))))
+    genesis_value = Genesis(
+        chain_id=CHAIN_ID,
+        genesis_time_ms=genesis_time_ms if genesis_time_ms is not None else time.time_ns() // 1_000_000,
+        validators=ValidatorSet.of([(n, k.public.raw) for n, k in zip(names, members, strict=True)]),
+        resource_classes=RESOURCE_CLASSES,
+        regions=REGIONS,
+        balances=tuple((k.public.raw, ACCOUNT_FUNDS) for _, _, k in accounts),
+        **params,
+    )
+    genesis_text = genesis_value.to_json()
+    ports = free_ports(2 * nodes)
+    p2p_addrs = [
+        f"/ip4/127.0.0.1/tcp/{ports[2 * i]}/p2p/{peer_id_of_member(k.public.raw)}"
+        for i, k in enumerate(members)
+    ]
+    entries = []
+    for i, (name, key) in enumerate(zip(names, members, strict=True)):
+        home = directory / f"node-{i}"
+        home.mkdir()
+        _write_key(home / "key.json", key)
+        (home / "genesis.json").write_text(genesis_text)
+        config = NodeConfig(
+            name=name,
+            home=home,
+            p2p_port=ports[2 * i],
+            rpc_port=ports[2 * i + 1],
+            bootstrap=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
+        )
+        config.write()
+        entries.append(
+            {
+                "name": name,
+                "home": str(home.resolve()),
+                "pid": None,
+                "rpc_url": config.rpc_url,
+                "p2p": p2p_addrs[i],
+            }
+        )
+    account_entries = []
+    for role, name, key in accounts:
+        path = directory / "accounts" / f"{name}.key"
+        _write_key(path, key)
+        account_entries.append(
+            {"name": name, "role": role, "key_file": str(path.resolve()), "address": key.address}
+        )
+    document = {"chain_id": CHAIN_ID, "nodes": entries, "accounts": account_entries}
+    save(directory, document)
+    return document
+
+
+def load(directory: Path) -> dict[str, Any]:
+    path = directory / DEVNET_FILE
+    try:
+        document: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DevnetError(f"no devnet at {directory} (run `fedmarket devnet init`)") from None
+    except (OSError, ValueError) as exc:
+        raise DevnetError(f"{path}: unreadable: {exc}") from None
+    return document
+
+
+def save(directory: Path, document: dict[str, Any]) -> None:
+    path = directory / DEVNET_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def start_node(home: Path, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Start `fedmarket node run --home HOME` in its own session, logging to HOME/node.log."""
+    (home / "status.json").unlink(missing_ok=True)
+    log = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child process
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "node.cli", "node", "run", "--home", str(home), *extra],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll `condition` with a short back-off until it holds; DevnetError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while not condition():
+        if time.monotonic() > deadline:
+            raise DevnetError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def up(directory: Path) -> dict[str, Any]:
+    """Start every node that is not running and wait until each one serves RPC."""
+    document = load(directory)
+    started = []
+    for entry in document["nodes"]:
+        if alive(entry.get("pid")):
+            continue
+        process = start_node(Path(entry["home"]))
+        entry["pid"] = process.pid
+        started.append((entry, process))
+    save(directory, document)
+    for entry, process in started:
+        home = Path(entry["home"])
+
+        def ready(home: Path = home, process: subprocess.Popen[bytes] = process) -> bool:
+            if process.poll() is not None:
+                raise DevnetError(
+                    f"node {home.name} exited with {process.returncode}; see {home / 'node.log'}"
+                )
+            return (home / "status.json").exists()
+
+        wait_until(ready, START_TIMEOUT_S, f"node {entry['name']} to start")
+    return document
+
+
+def down(directory: Path) -> list[str]:
+    """Stop every node (SIGTERM, then SIGKILL after a bound); returns the names stopped."""
+    document = load(directory)
+    stopped = []
+    for entry in document["nodes"]:
+        pid = entry.get("pid")
+        if alive(pid):
+            stop_pid(pid)
+            stopped.append(entry["name"])
+        entry["pid"] = None
+    save(directory, document)
+    return stopped
+
+
+def stop_pid(pid: int, timeout_s: float = STOP_TIMEOUT_S) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        wait_until(lambda: not alive(pid), timeout_s, f"process {pid} to stop")
+    except DevnetError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return

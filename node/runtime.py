@@ -1,0 +1,468 @@
+"""The node runtime: one trio task drives the PBFT replica and the chain; other tasks feed it events.
+
+Theory: the replica and the chain are single-threaded state machines, so exactly one task (the driver) steps
+the replica and writes the chain, consuming events from one bounded channel (messages, ticks, fetched blocks,
+proposals). It executes the replica's actions in order and writes each `Persist` durably before any later
+send (a restarted member never contradicts a vote it sent). Readers (JSON-RPC) run between the driver's awaits
+and so never see a block half applied. Every task lives in the runtime's nursery; cancelling it stops all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from consensus.crypto import Ed25519Signer, Ed25519Verifier
+from consensus.events import (
+    Action,
+    BlocksFetched,
+    Broadcast,
+    CensorshipAlarm,
+    Deliver,
+    Event,
+    FetchBlocks,
+    FetchedBlock,
+    MessageReceived,
+    Persist,
+    ProposalAbandoned,
+    ProposalReady,
+    ReplicaConfig,
+    ReportEvidence,
+    RequestProposal,
+    Send,
+    SetTimer,
+    Tick,
+    ViewChanged,
+)
+from consensus.messages import Decided
+from consensus.replica import Replica
+from ledger.block import Block
+from ledger.chain import Chain
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.keys import PrivateKey
+from ledger.tx import Transaction
+from node.config import NodeConfig
+from node.mempool import Mempool, MempoolRejected
+from node.p2p import Network, NetworkError, RequestFailed
+from node.sync import MAX_SYNC_BLOCKS, SYNC_PROTOCOL, decode_response, encode_request, serve_request
+from node.txpull import (
+    MAX_PULL_HASHES,
+    TXPULL_PROTOCOL,
+    decode_hashes,
+    decode_transactions,
+    fetch_request,
+    hashes_request,
+)
+from node.txpull import serve as serve_txpull
+
+logger = logging.getLogger("fedmarket.node")
+
+EVENT_QUEUE = 4_096
+TICK_INTERVAL_S = 0.05
+GOSSIP_FLUSH_S = 0.02
+SYNC_TIMEOUT_S = 10.0
+OBSERVER_POLL_S = 0.5
+TXPULL_INTERVAL_S = 2.0
+TXPULL_TIMEOUT_S = 5.0
+COMMIT_WAIT_S = 30.0
+MAX_GOSSIP_BUFFER = 20_000
+# Replica drop counters that only a faulty or malicious sender can cause, and the score each costs it.
+PEER_FAULTS = {
+    "dropped_garbage": 10.0,
+    "dropped_wrong_sender": 10.0,
+    "dropped_bad_signature": 25.0,
+    "dropped_wrong_digest": 10.0,
+    "dropped_invalid_block": 25.0,
+    "dropped_bad_new_view": 25.0,
+}
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class NodeRuntime:
+    config: NodeConfig
+    genesis: Genesis
+    key: PrivateKey
+    chain: Chain
+    network: Network
+    mempool: Mempool = field(init=False)
+    replica: Replica | None = field(init=False, default=None)
+    syncing: bool = field(init=False, default=False)
+    _events: trio.MemorySendChannel[Event] = field(init=False)
+    _event_inbox: trio.MemoryReceiveChannel[Event] = field(init=False)
+    _timer_at: int = field(init=False, default=0)
+    _proposal_wanted: tuple[int, int] | None = field(init=False, default=None)
+    _alarmed_view: tuple[int, int] | None = field(init=False, default=None)
+    _gossip_out: list[bytes] = field(init=False, default_factory=list)
+    _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
+    _fetching: bool = field(init=False, default=False)
+    _nursery: trio.Nursery | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._events, self._event_inbox = trio.open_memory_channel(EVENT_QUEUE)
+        self.mempool = Mempool(self.genesis.chain_id, self.config.mempool, self.chain.verify_tx)
+        if not self.config.observer:
+            self.replica = self._make_replica()
+
+    @property
+    def is_member(self) -> bool:
+        return self.replica is not None
+
+    def _make_replica(self) -> Replica:
+        head = self.chain.head()
+        store = self.chain.store
+        last_decided = None
+        if head.height > 0:
+            block = store.block_bytes(head.height)
+            certificate = store.certificate(head.height)
+            if block is not None and certificate is not None:
+                last_decided = Decided(block, certificate)
+        validators = self.genesis.validators
+        config = ReplicaConfig(self.genesis.chain_id, validators, Ed25519Verifier(validators))
+        return Replica(
+            config,
+            Ed25519Signer(self.key),
+            self._validate,
+            next_height=head.height + 1,
+            record=store.signer_record(),
+            last_decided=last_decided,
+            certified_digest=self._certified_digest,
+        )
+
+    # ---- the validity functions handed to the replica ---------------------------------------------------
+
+    def _validate(self, height: int, data: bytes, local_now_ms: int) -> bytes:
+        block = Block.decode(data)
+        if block.height != height:
+            raise LedgerError(f"block for height {block.height} proposed at height {height}")
+        self.chain.validate_block(block, local_now_ms)
+        return block.hash
+
+    def _certified_digest(self, height: int, data: bytes) -> bytes:
+        """A block that arrives with a certificate was accepted by 2f+1 members when it was made: check it
+        against its own timestamp, not our clock (it may be old)."""
+        block = Block.decode(data)
+        if block.height != height:
+            raise LedgerError(f"block for height {block.height} delivered at height {height}")
+        self.chain.validate_block(block, block.header.timestamp_ms)
+        return block.hash
+
+    # ---- tasks --------------------------------------------------------------------------------------------
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.network.register_handler(SYNC_PROTOCOL, self._serve_sync)
+        self.network.register_handler(TXPULL_PROTOCOL, self._serve_txpull)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._gossip_in)
+            nursery.start_soon(self._pull_transactions)
+            nursery.start_soon(self._gossip_flush)
+            if self.replica is not None:
+                nursery.start_soon(self._consensus_in)
+                nursery.start_soon(self._ticker)
+                nursery.start_soon(self._drive)
+            else:
+                nursery.start_soon(self._follow)
+            task_status.started()
+
+    async def _serve_sync(self, peer_id: str, request: bytes) -> bytes:
+        return serve_request(self.chain.store, request)
+
+    async def _serve_txpull(self, peer_id: str, request: bytes) -> bytes:
+        def lookup(tx_hash: bytes) -> bytes | None:
+            tx = self.mempool.get(tx_hash)
+            return None if tx is None else tx.encoded
+
+        return serve_txpull(request, lambda limit: self.mempool.hashes()[:limit], lookup)
+
+    async def _consensus_in(self) -> None:
+        async for sender, payload in self.network.inbound():
+            await self._events.send(MessageReceived(sender, payload))
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(TICK_INTERVAL_S)
+            await self._events.send(Tick(now_ms()))
+
+    async def _drive(self) -> None:
+        replica = self.replica
+        assert replica is not None
+        await self._execute(replica.tick(now_ms()))
+        async for event in self._event_inbox:
+            if isinstance(event, Tick):
+                actions = replica.tick(event.now_ms) if event.now_ms >= self._timer_at else []
+                actions += self._housekeeping(event.now_ms)
+            elif isinstance(event, MessageReceived):
+                before = [replica.counters[name] for name in PEER_FAULTS]
+                actions = replica.step(event)
+                for (name, points), count in zip(PEER_FAULTS.items(), before, strict=True):
+                    if replica.counters[name] > count:
+                        self._penalize_member(event.sender, name.removeprefix("dropped_"), points)
+            else:
+                actions = replica.step(event)
+            await self._execute(actions)
+
+    def _housekeeping(self, now: int) -> list[Action]:
+        """Build a wanted proposal when it is time, and raise the censorship alarm."""
+        replica = self.replica
+        assert replica is not None
+        actions: list[Action] = []
+        if self._proposal_wanted is not None:
+            actions += self._maybe_propose(now)
+        current = (replica.height, replica.view)
+        if self._alarmed_view != current and self.mempool.overdue(self.chain.state, now):
+            self._alarmed_view = current
+            logger.warning(
+                "transactions waited past the censorship bound at %s; voting to change view", current
+            )
+            actions += replica.step(CensorshipAlarm(replica.height))
+        return actions
+
+    def _maybe_propose(self, now: int) -> list[Action]:
+        assert self._proposal_wanted is not None and self.replica is not None
+        height, view = self._proposal_wanted
+        if (height, view) != (self.replica.height, self.replica.view):
+            self._proposal_wanted = None
+            return []
+        head = self.chain.head()
+        idle_ms = now - head.timestamp_ms
+        if len(self.mempool) == 0 and idle_ms < self.genesis.block_params.empty_block_interval_ms:
+            return []
+        self._proposal_wanted = None
+        txs = self.mempool.select(self.chain.state, self.genesis.block_params.max_block_txs)
+        timestamp = max(now, head.timestamp_ms + 1)
+        block, _ = self.chain.build_block(txs, timestamp, self.key.public.raw)
+        logger.debug("proposing block %d view %d with %d txs", height, view, len(block.txs))
+        return self.replica.step(ProposalReady(height, view, block.encoded))
+
+    async def _execute(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Persist):
+                self.chain.store.put_signer_record(action.record)
+            elif isinstance(action, Send):
+                self._send(action.to, action.data)
+            elif isinstance(action, Broadcast):
+                self.network.broadcast(action.data)
+            elif isinstance(action, Deliver):
+                self._deliver(action)
+            elif isinstance(action, RequestProposal):
+                self._proposal_wanted = (action.height, action.view)
+                await self._execute(self._maybe_propose(now_ms()))
+            elif isinstance(action, SetTimer):
+                self._timer_at = action.at_ms
+            elif isinstance(action, FetchBlocks):
+                self._start_fetch(action)
+            elif isinstance(action, ReportEvidence):
+                logger.error("equivocation by member %s", action.offender.hex())
+                self._penalize_member(action.offender, "equivocation", 100.0)
+            elif isinstance(action, ViewChanged):
+                logger.info(
+                    "view change at height %d: view %d -> %d", action.height, action.old_view, action.new_view
+                )
+            elif isinstance(action, ProposalAbandoned):
+                logger.info("proposal for height %d view %d abandoned", action.height, action.view)
+
+    def _send(self, to: bytes, data: bytes) -> None:
+        try:
+            self.network.send(to, data)
+        except NetworkError as exc:
+            logger.warning("cannot send to %s: %s", to.hex()[:16], exc)
+
+    def _penalize_member(self, member: bytes, reason: str, points: float) -> None:
+        try:
+            self.network.penalize(self.network.peer_id_of(member), reason, points)
+        except (NetworkError, KeyError):
+            logger.warning("cannot penalize %s for %s", member.hex()[:16], reason)
+
+    def _deliver(self, action: Deliver) -> None:
+        block = Block.decode(action.block)
+        if block.height <= self.chain.head().height:
+            return
+        execution = self.chain.validate_block(block, block.header.timestamp_ms)
+        self.chain.commit(block, action.certificate, execution)
+        self._after_commit(block)
+
+    def _after_commit(self, block: Block) -> None:
+        txs = [Transaction.decode(raw) for raw in block.txs]
+        self.mempool.remove_committed(txs, self.chain.state)
+        for tx in txs:
+            waiter = self._waiters.pop(tx.hash, None)
+            if waiter is not None:
+                waiter.set()
+        logger.info("committed block %d (%d txs)", block.height, len(txs))
+
+    # ---- catch-up -------------------------------------------------------------------------------------
+
+    def _start_fetch(self, action: FetchBlocks) -> None:
+        if self._fetching:
+            return
+        self._fetching = True
+        self.syncing = True
+        assert self._nursery is not None
+        self._nursery.start_soon(self._fetch, action)
+
+    async def _fetch(self, action: FetchBlocks) -> None:
+        try:
+            for member in action.peers:
+                try:
+                    answer = await self.network.request(
+                        self.network.peer_id_of(member),
+                        SYNC_PROTOCOL,
+                        encode_request(action.from_height, MAX_SYNC_BLOCKS),
+                        SYNC_TIMEOUT_S,
+                    )
+                    blocks = decode_response(answer)
+                except (RequestFailed, NetworkError, LedgerError) as exc:
+                    logger.info("block sync from %s failed: %s", member.hex()[:16], exc)
+                    continue
+                if blocks:
+                    fetched = tuple(FetchedBlock(b.height, b.encoded, c) for b, c in blocks)
+                    await self._events.send(BlocksFetched(fetched))
+                    return
+        finally:
+            self._fetching = False
+            self.syncing = False
+
+    async def _follow(self) -> None:
+        """Observer: poll members for new certified blocks and apply them after checking every certificate."""
+        members = [m.public_key.raw for m in self.genesis.validators]
+        turn = 0
+        while True:
+            member = members[turn % len(members)]
+            turn += 1
+            try:
+                answer = await self.network.request(
+                    self.network.peer_id_of(member),
+                    SYNC_PROTOCOL,
+                    encode_request(self.chain.head().height + 1, MAX_SYNC_BLOCKS),
+                    SYNC_TIMEOUT_S,
+                )
+                blocks = decode_response(answer)
+            except (RequestFailed, NetworkError, LedgerError) as exc:
+                logger.debug("observer sync from %s failed: %s", member.hex()[:16], exc)
+                blocks = []
+            if blocks:
+                self.syncing = True
+                try:
+                    self.chain.apply_certified([(b, c) for b, c in blocks], now_ms())
+                except LedgerError as exc:
+                    logger.error("certified blocks from %s refused: %s", member.hex()[:16], exc)
+                    self._penalize_member(member, "bad certified block", 50.0)
+                for block, _ in blocks:
+                    self.mempool.remove_committed(
+                        [Transaction.decode(raw) for raw in block.txs], self.chain.state
+                    )
+                continue
+            self.syncing = False
+            await trio.sleep(OBSERVER_POLL_S)
+
+    # ---- transactions ---------------------------------------------------------------------------------
+
+    async def _gossip_in(self) -> None:
+        async for peer_id, raws in self.network.tx_batches():
+            await self._admit_from_peer(peer_id, raws, "gossip batch")
+
+    async def _admit_from_peer(self, peer_id: str, raws: Sequence[bytes], what: str) -> None:
+        """Verify a peer's transactions in a worker thread, then admit them; invalid ones cost it score."""
+        checked = await trio.to_thread.run_sync(self._decode_batch, raws)
+        bad = 0
+        now = now_ms()
+        for tx in checked:
+            if tx is None:
+                bad += 1
+                continue
+            self.chain.mark_verified(tx.hash)
+            try:
+                self.mempool.admit(tx, self.chain.state, now)
+            except MempoolRejected:
+                continue
+        if bad:
+            self.network.penalize(peer_id, f"{bad} invalid transactions in a {what}", float(bad))
+
+    async def _pull_transactions(self) -> None:
+        """Catch-up pull: every interval, ask the next member for the pending transactions we lack."""
+        members = [
+            m.public_key.raw for m in self.genesis.validators if m.public_key.raw != self.key.public.raw
+        ]
+        turn = 0
+        while True:
+            await trio.sleep(TXPULL_INTERVAL_S)
+            peer_id = self.network.peer_id_of(members[turn % len(members)])
+            turn += 1
+            try:
+                hashes = decode_hashes(
+                    await self.network.request(
+                        peer_id, TXPULL_PROTOCOL, hashes_request(MAX_PULL_HASHES), TXPULL_TIMEOUT_S
+                    )
+                )
+                store = self.chain.store
+                missing = [h for h in hashes if h not in self.mempool and store.tx_location(h) is None]
+                if not missing:
+                    continue
+                answer = await self.network.request(
+                    peer_id, TXPULL_PROTOCOL, fetch_request(missing), TXPULL_TIMEOUT_S
+                )
+                raws = decode_transactions(answer)
+            except (RequestFailed, NetworkError, LedgerError) as exc:
+                logger.debug("transaction pull from %s failed: %s", peer_id, exc)
+                continue
+            logger.info("pulled %d missing transactions from %s", len(raws), peer_id)
+            await self._admit_from_peer(peer_id, raws, "pull answer")
+
+    def _decode_batch(self, raws: Sequence[bytes]) -> list[Transaction | None]:
+        """Decode and verify in a worker thread (pynacl releases the GIL); touches no shared state."""
+        out: list[Transaction | None] = []
+        for raw in raws:
+            try:
+                tx = Transaction.decode(raw)
+                if self.chain.is_verified(tx.hash) or tx.hash in self.mempool:
+                    out.append(tx)
+                    continue
+                tx.verify_signature(self.genesis.chain_id)
+            except LedgerError:
+                out.append(None)
+                continue
+            out.append(tx)
+        return out
+
+    async def _gossip_flush(self) -> None:
+        while True:
+            await trio.sleep(GOSSIP_FLUSH_S)
+            if not self._gossip_out:
+                continue
+            batch, self._gossip_out = self._gossip_out, []
+            try:
+                await self.network.publish_txs(batch)
+            except NetworkError as exc:
+                logger.warning("gossip of %d transactions failed: %s", len(batch), exc)
+
+    def admit(self, raw: bytes) -> Transaction:
+        """Check and admit one client transaction; raises `MempoolRejected`."""
+        tx = self.mempool.decode(raw)
+        if self.chain.store.tx_location(tx.hash) is not None:
+            return tx
+        if self.mempool.admit(tx, self.chain.state, now_ms()) and len(self._gossip_out) < MAX_GOSSIP_BUFFER:
+            self._gossip_out.append(tx.encoded)
+        return tx
+
+    async def wait_committed(self, tx_hashes: Sequence[bytes], timeout_s: float = COMMIT_WAIT_S) -> bool:
+        """Wait until every hash is committed; False on timeout."""
+        store = self.chain.store
+        waiting = [h for h in tx_hashes if store.tx_location(h) is None]
+        events = {h: self._waiters.setdefault(h, trio.Event()) for h in waiting}
+        with trio.move_on_after(timeout_s):
+            for event in events.values():
+                await event.wait()
+            return True
+        for tx_hash, event in events.items():
+            if not event.is_set() and self._waiters.get(tx_hash) is event:
+                del self._waiters[tx_hash]
+        return False

@@ -1,0 +1,141 @@
+"""`NodeApi` for the JSON-RPC layer: the runtime's status and submission, and the chain views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ledger.receipts import decode_results
+from node import views
+from node.mempool import MempoolFull as PoolFull
+from node.mempool import MempoolRejected
+from node.rpc import api
+from node.runtime import NodeRuntime, now_ms
+
+
+class NodeService:
+    """Implements `node.rpc.api.NodeApi` over a running `NodeRuntime`."""
+
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.runtime = runtime
+        self.views = views.ChainViews(runtime.chain, runtime.genesis)
+
+    def status(self) -> api.NodeStatus:
+        runtime = self.runtime
+        replica = runtime.replica
+        head = runtime.chain.head()
+        proposer = None
+        view = 0
+        if replica is not None:
+            view = replica.view
+            proposer = api.Address(runtime.genesis.validators.proposer(replica.height, view).public_key.raw)
+        connected = sum(1 for p in runtime.network.peers() if p.connected)
+        return api.NodeStatus(
+            runtime.genesis.chain_id,
+            runtime.config.name,
+            "member" if runtime.is_member else "observer",
+            head.height,
+            view,
+            proposer,
+            connected,
+            runtime.syncing,
+            len(runtime.mempool),
+        )
+
+    def peers(self) -> Sequence[api.PeerInfo]:
+        return [
+            api.PeerInfo(
+                p.peer_id,
+                p.name,
+                p.member_key is not None,
+                p.connected,
+                int(p.score),
+                {k: int(v) for k, v in p.counters.items()},
+            )
+            for p in self.runtime.network.peers()
+        ]
+
+    def head(self) -> api.Head:
+        return self.views.head()
+
+    def block(self, height: int) -> api.BlockInfo:
+        return self.views.block(height)
+
+    def tx(self, tx_hash: bytes) -> api.TxLocation:
+        return self.views.tx(tx_hash)
+
+    def validators(self) -> api.ValidatorSetInfo:
+        return self.views.validators()
+
+    def genesis(self) -> api.GenesisInfo:
+        return self.views.genesis_info()
+
+    async def submit(self, txs: Sequence[bytes], wait: api.Wait) -> Sequence[api.Admission]:
+        admitted: list[bytes] = []
+        outcomes: list[tuple[bytes, api.TxRejected | api.MempoolFull | None]] = []
+        for raw in txs:
+            try:
+                tx = self.runtime.admit(raw)
+            except PoolFull as exc:
+                outcomes.append((b"", api.MempoolFull(exc.reason)))
+                continue
+            except MempoolRejected as exc:
+                outcomes.append((b"", api.TxRejected(exc.code, exc.reason)))
+                continue
+            admitted.append(tx.hash)
+            outcomes.append((tx.hash, None))
+        if wait == "commit" and admitted:
+            started = now_ms()
+            if not await self.runtime.wait_committed(admitted):
+                raise api.CommitTimeout(admitted, now_ms() - started)
+        return [self._admission(tx_hash, refusal, wait) for tx_hash, refusal in outcomes]
+
+    def _admission(
+        self, tx_hash: bytes, refusal: api.TxRejected | api.MempoolFull | None, wait: api.Wait
+    ) -> api.Admission:
+        if refusal is not None or wait != "commit":
+            return api.Admission(tx_hash, refusal)
+        store = self.runtime.chain.store
+        location = store.tx_location(tx_hash)
+        if location is None:
+            return api.Admission(tx_hash)
+        height, index = location
+        results = store.results(height)
+        receipt = None
+        if results is not None:
+            receipts, _ = decode_results(results)
+            receipt = views.receipt_view(receipts[index])
+        return api.Admission(tx_hash, None, height, receipt)
+
+    def account(self, address: api.Address) -> api.AccountInfo:
+        return self.views.account(address, self.runtime.mempool.next_nonce(bytes(address)))
+
+    def classes(self) -> api.MarketInfo:
+        return self.views.classes()
+
+    def orders(
+        self,
+        kind: api.OrderKind,
+        resource_class: str | None,
+        region: str | None,
+        owner: api.Address | None,
+        limit: int,
+    ) -> Sequence[api.OfferInfo | api.BidInfo]:
+        return self.views.orders(kind, resource_class, region, owner, limit)
+
+    def book(self, resource_class: str, region: str) -> api.BookInfo:
+        return self.views.book(resource_class, region)
+
+    def trades(self, from_height: int | None, limit: int) -> Sequence[api.TradeInfo]:
+        return self.views.trades(from_height, limit)
+
+    def price(self, resource_class: str, region: str) -> api.PriceInfo:
+        return self.views.price(resource_class, region)
+
+    def quote(self, resource_class: str, region: str, quantity: int, duration: int) -> api.QuoteInfo:
+        return self.views.quote(resource_class, region, quantity, duration, now_ms() // 1000)
+
+    def lease(self, lease_id: bytes) -> api.LeaseInfo:
+        return self.views.lease(lease_id)
+
+    def leases(self, owner: api.Address | None, limit: int) -> Sequence[api.LeaseInfo]:
+        return self.views.leases(owner, limit)

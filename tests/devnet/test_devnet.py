@@ -1,0 +1,243 @@
+"""Issue 4 acceptance on a real 4-member devnet: node processes on 127.0.0.1, killed, paused and restarted.
+
+The tests share one devnet (starting four processes costs seconds); each leaves all four members running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import plyvel
+
+from ledger.keys import PrivateKey
+from ledger.schema import block_key
+from node.commands.rpc_client import RpcError
+from node.p2p import peer_id_of_member
+
+ALL = [0, 1, 2, 3]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "node.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def assert_same_blocks(network: Any, indexes: list[int], up_to: int) -> None:
+    for height in range(1, up_to + 1):
+        hashes = {network.block_hash(i, height) for i in indexes}
+        assert len(hashes) == 1, f"members disagree at height {height}: {hashes}"
+
+
+class Load:
+    """Transfers submitted with wait=commit from a thread to the given members; remembers what was acked."""
+
+    def __init__(self, network: Any, targets: list[int], account: str) -> None:
+        self.network = network
+        self.targets = targets
+        self.account = account
+        self.acknowledged: list[str] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            target = self.targets[turn % len(self.targets)]
+            turn += 1
+            raw = self.network.transfer(self.account, "provider-0", 1)
+            try:
+                result = self.network.submit(target, raw, wait="commit", timeout=60.0)
+            except RpcError as exc:
+                self.errors.append(str(exc))
+                self.network.nonces[self.account] -= 1
+                continue
+            self.acknowledged.append(result["hash"])
+
+
+def test_transactions_to_different_members_commit_and_every_member_agrees(network: Any) -> None:
+    senders = ["consumer-0", "consumer-1", "consumer-2", "provider-1"]
+    hashes = []
+    for index, sender in enumerate(senders):
+        raw = network.transfer(sender, "provider-0", 1_000 + index)
+        result = network.submit(index, raw, wait="commit")
+        assert result["receipt"]["status"] == "ok", result
+        hashes.append(result["hash"])
+    top = max(network.client(0).call("chain_tx", {"hash": h})["height"] for h in hashes)
+    network.wait_height(ALL, top)
+    assert_same_blocks(network, ALL, top)
+    genesis = str(network.home(0) / "genesis.json")
+    for index in ALL:
+        url = network.document["nodes"][index]["rpc_url"]
+        verified = cli("chain", "verify", "--genesis", genesis, "--rpc", url, "--json")
+        assert verified.returncode == 0, verified.stderr
+        assert '"mode": "light"' in verified.stdout
+
+
+def test_full_verification_passes_on_a_data_dir_and_fails_on_an_altered_block(
+    network: Any, tmp_path: Path
+) -> None:
+    victim = 3
+    network.wait_height(ALL, 3)
+    stopping = time.monotonic()
+    assert network.stop(victim) == 0, "SIGTERM must stop the daemon cleanly"
+    assert time.monotonic() - stopping < 6.0, "the daemon stops within its 5 s bound"
+    good = tmp_path / "good"
+    shutil.copytree(network.home(victim), good)
+    network.start(victim)
+    verified = cli("chain", "verify", "--home", str(good), "--json")
+    assert verified.returncode == 0, verified.stderr
+    bad = tmp_path / "bad"
+    shutil.copytree(good, bad)
+    db = plyvel.DB(str(bad / "data"))
+    try:
+        block = bytearray(db.get(block_key(2)))
+        block[-1] ^= 0x01
+        db.put(block_key(2), bytes(block), sync=True)
+    finally:
+        db.close()
+    refused = cli("chain", "verify", "--home", str(bad))
+    assert refused.returncode != 0
+    assert "block 2" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    network.wait_serving(victim)
+
+
+def test_sigkill_of_a_non_proposer_under_load_loses_nothing_acknowledged(network: Any) -> None:
+    proposer = network.proposer_index(0)
+    victim = next(i for i in ALL if i != proposer)
+    others = [i for i in ALL if i != victim]
+    start = min(network.heights(others))
+    with Load(network, others, "consumer-0") as load:
+        network.wait_for(lambda: len(load.acknowledged) >= 3, "load to commit")
+        network.kill(victim)
+        network.wait_height(others, start + 4)
+        network.start(victim)
+        network.wait_serving(victim)
+        network.wait_for(lambda: len(load.acknowledged) >= 10, "load to keep committing")
+    target = min(network.heights(others))
+    network.wait_height([victim], target)
+    assert_same_blocks(network, ALL, target)
+    for tx_hash in load.acknowledged:
+        for index in ALL:
+            assert network.client(index).call("chain_tx", {"hash": tx_hash})["receipt"]["status"] == "ok"
+
+
+def test_sigkill_of_the_proposer_changes_view_and_commits_continue(network: Any) -> None:
+    network.wait_height(ALL, min(network.heights(ALL)) + 1)
+    proposer = network.proposer_index(0)
+    others = [i for i in ALL if i != proposer]
+    start = min(network.heights(others))
+    network.kill(proposer)
+    raw = network.transfer("consumer-1", "provider-0", 7)
+    result = network.submit(others[0], raw, wait="commit", timeout=90.0)
+    assert result["receipt"]["status"] == "ok"
+    network.wait_height(others, start + 3)
+    network.start(proposer)
+    network.wait_serving(proposer)
+    target = min(network.heights(others))
+    network.wait_height([proposer], target)
+    assert_same_blocks(network, ALL, target)
+
+
+def test_a_paused_member_does_not_stop_the_others_and_catches_up(network: Any) -> None:
+    paused = 2
+    others = [i for i in ALL if i != paused]
+    start = min(network.heights(others))
+    network.signal(paused, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        network.wait_height(others, start + 3)
+        network.wait_for(lambda: time.monotonic() - stopped_at >= 10.0, "10 s of pause", timeout_s=20.0)
+        network.wait_height(others, start + 5)
+    finally:
+        network.signal(paused, signal.SIGCONT)
+    target = min(network.heights(others))
+    network.wait_height([paused], target)
+    assert_same_blocks(network, ALL, target)
+
+
+def test_the_demo_plays_a_market_round(network: Any) -> None:
+    played = cli("devnet", "demo", "--dir", str(network.directory))
+    assert played.returncode == 0, played.stderr
+    out = played.stdout
+    assert "credits/unit-hour" in out
+    assert "opens it: ssh" in out
+    assert "it cannot open the grant" in out
+    assert "is closed" in out
+    assert ": yes" in out.splitlines()[-1]
+
+
+def run_rogue(network: Any, seed: bytes, seconds: float, skip: int | None) -> subprocess.Popen[str]:
+    bootstrap = [n["p2p"] for i, n in enumerate(network.document["nodes"]) if i != skip]
+    script = Path(__file__).with_name("rogue.py")
+    genesis = str(network.home(0) / "genesis.json")
+    return subprocess.Popen(
+        [sys.executable, str(script), genesis, seed.hex(), str(seconds), *bootstrap],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def peer_row(network: Any, index: int, peer_id: str) -> dict[str, Any] | None:
+    peers = network.client(index).call("node_peers")["peers"]
+    return next((p for p in peers if p["peer_id"] == peer_id), None)
+
+
+def test_an_outsider_cannot_speak_consensus(network: Any) -> None:
+    outsider = PrivateKey(b"\x77" * 32)
+    start = min(network.heights(ALL))
+    rogue = run_rogue(network, outsider.seed, 8.0, None)
+    try:
+        peer_id = peer_id_of_member(outsider.public.raw)
+
+        def rejected_everywhere() -> bool:
+            rows = [peer_row(network, i, peer_id) for i in ALL]
+            return all(row is not None and row["counters"].get("rejected_streams", 0) > 0 for row in rows)
+
+        network.wait_for(rejected_everywhere, "every member to reject the outsider's consensus streams")
+        network.wait_height(ALL, start + 3)
+    finally:
+        rogue.kill()
+        rogue.wait(timeout=10)
+
+
+def test_a_member_sending_garbage_is_cut_off_and_the_others_keep_committing(network: Any) -> None:
+    """Last in this module: the honest member restarted with the banned key stays banned for `ban_seconds`."""
+    bad = 1
+    others = [i for i in ALL if i != bad]
+    key = PrivateKey.from_key_file((network.home(bad) / "key.json").read_text())
+    peer_id = peer_id_of_member(key.public.raw)
+    network.kill(bad)
+    rogue = run_rogue(network, key.seed, 20.0, bad)
+    try:
+
+        def banned_everywhere() -> bool:
+            rows = [peer_row(network, i, peer_id) for i in others]
+            return all(row is not None and row["counters"].get("bans", 0) > 0 for row in rows)
+
+        network.wait_for(banned_everywhere, "the other members to ban the garbage sender")
+        start = min(network.heights(others))
+        network.wait_height(others, start + 3)
+    finally:
+        rogue.kill()
+        rogue.wait(timeout=10)
+    network.start(bad)
+    network.wait_serving(bad)
