@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ledger.errors import LedgerError
 from node.commands.base import PROGRAM, CliError, CommandParser, ExitCode
 
-COMMAND_GROUPS: tuple[str, ...] = ("keys", "tx", "query", "lease", "chain", "node", "devnet")
+COMMAND_GROUPS: tuple[str, ...] = ("keys", "tx", "query", "lease", "chain", "node", "devnet", "capacity")
 
 
 @functools.cache

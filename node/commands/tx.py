@@ -221,8 +221,8 @@ def submit(args: argparse.Namespace, body: Body, client: RpcClient | None = None
     """Sign `body` with `--key` at the account's next nonce, submit it, and print the outcome."""
     client = client or connect(args)
     key = args.key.key
-    chain_id = _chain_id(client)
-    next_nonce = args.nonce if args.nonce is not None else _next_nonce(client, key.address)
+    chain_id = chain_id_of(client)
+    next_nonce = args.nonce if args.nonce is not None else next_nonce_of(client, key.address)
     try:
         tx = sign_transaction(key, chain_id, next_nonce, body)
     except LedgerError as exc:
@@ -254,7 +254,7 @@ def submit(args: argparse.Namespace, body: Body, client: RpcClient | None = None
         )
 
 
-def _chain_id(client: RpcClient) -> str:
+def chain_id_of(client: RpcClient) -> str:
     status = client.call("node_status")
     chain_id = status.get("chain_id") if isinstance(status, dict) else None
     if not isinstance(chain_id, str) or not chain_id:
@@ -262,7 +262,7 @@ def _chain_id(client: RpcClient) -> str:
     return chain_id
 
 
-def _next_nonce(client: RpcClient, address: str) -> int:
+def next_nonce_of(client: RpcClient, address: str) -> int:
     try:
         account = client.call("account_get", {"address": address})
     except RpcError as exc:
