@@ -14,10 +14,10 @@ from typing import Any
 
 from ledger.keys import PrivateKey
 from ledger.tx import BidBody, Body, Close, Grant, OfferBody, sign_transaction
+from node import devnet
 from node.commands.base import CliError
 from node.commands.lease import open_grant, seal_credentials
 from node.commands.rpc_client import RpcClient
-from node.devnet import load
 
 CLASS = "vcpu"
 REGION = "eu-west"
@@ -27,7 +27,7 @@ CREDIT = 1_000_000  # micro-credits
 
 class Demo:
     def __init__(self, directory: Path, say: Callable[[str], None]) -> None:
-        document = load(directory)
+        document = devnet.load(directory)
         self.say = say
         self.clients = [RpcClient(node["rpc_url"], timeout=60.0) for node in document["nodes"]]
         self.names = [node["name"] for node in document["nodes"]]
@@ -37,6 +37,18 @@ class Demo:
         }
         self.chain_id = self.clients[0].call("node_status")["chain_id"]
         self._turn = 0
+        self._height = 0
+
+    def reader(self, index: int) -> RpcClient:
+        """Member `index`'s client, once it has applied every block this demo waited for (members apply a
+        committed block at slightly different moments)."""
+        client = self.clients[index]
+        devnet.wait_until(
+            lambda: client.call("chain_head")["height"] >= self._height,
+            30.0,
+            f"{self.names[index]} to catch up",
+        )
+        return client
 
     def client(self) -> tuple[str, RpcClient]:
         """Round-robin over the members, to show that any member takes transactions."""
@@ -50,6 +62,7 @@ class Demo:
         nonce = client.call("account_get", {"address": key.address})["next_nonce"]
         tx = sign_transaction(key, self.chain_id, nonce, body)
         result = client.call("tx_submit", {"tx": tx.encoded.hex(), "wait": "commit"})
+        self._height = max(self._height, result.get("height") or 0)
         receipt = result.get("receipt") or {}
         self.say(
             f"    {who:<11} -> {node}: {tx.kind.name.lower():<8} tx {tx.hash.hex()[:12]}  committed at "
@@ -59,7 +72,7 @@ class Demo:
 
     def balances(self, names: list[str]) -> None:
         for name in names:
-            account = self.clients[0].call("account_get", {"address": self.keys[name].address})
+            account = self.reader(0).call("account_get", {"address": self.keys[name].address})
             self.say(
                 f"    {name:<11} balance {account['balance'] / CREDIT:>14,.6f}  escrow "
                 f"{account['escrow'] / CREDIT:>12,.6f} credits"
@@ -95,18 +108,18 @@ class Demo:
             bid_ids[who] = result["hash"]
 
         say("\n5. Each block cleared the book: one price for every trade of a round")
-        trades = self.clients[0].call("market_trades", {"limit": 100})["trades"]
+        trades = self.reader(0).call("market_trades", {"limit": 100})["trades"]
         for t in (t for t in trades if t["bid_id"] in bid_ids.values()):
             say(
                 f"    height {t['height']}: lease {t['lease_id'][:12]}  {t['quantity']} {t['resource_class']}"
                 f" at {t['price'] / CREDIT:g} credits/unit-hour  buyer {self.name_of(t['buyer'])}  "
                 f"provider {self.name_of(t['provider'])}"
             )
-        price = self.clients[0].call("market_price", {"class": CLASS, "region": REGION})
+        price = self.reader(0).call("market_price", {"class": CLASS, "region": REGION})
         say(
             f"    last clearing price of {CLASS}/{REGION}: {price['last_price'] / CREDIT:g} credits/unit-hour"
         )
-        book = self.clients[1].call("market_book", {"class": CLASS, "region": REGION})
+        book = self.reader(1).call("market_book", {"class": CLASS, "region": REGION})
         levels = {
             side: [(lv["price"] // CREDIT, lv["quantity"]) for lv in book[side]]
             for side in ("bids", "offers")
@@ -114,7 +127,7 @@ class Demo:
         say(f"    what rests in the book (price, quantity): bids {levels['bids']}  offers {levels['offers']}")
 
         buyer = "consumer-0"
-        leases = self.clients[2].call("lease_list", {"owner": self.keys[buyer].address})["leases"]
+        leases = self.reader(2).call("lease_list", {"owner": self.keys[buyer].address})["leases"]
         if not leases:
             say(f"\n(no lease for {buyer}: nothing crossed)")
             return
@@ -129,7 +142,7 @@ class Demo:
         sealed = seal_credentials(bytes.fromhex(lease["access_key"]), credentials)
         say(f"    {provider} seals the credentials to the buyer's key and posts the grant on-chain")
         self.submit(provider, Grant(bytes.fromhex(lease["lease_id"]), sealed))
-        granted = self.clients[3].call("lease_get", {"id": lease["lease_id"]})
+        granted = self.reader(3).call("lease_get", {"id": lease["lease_id"]})
         sealed_size = len(granted["sealed_grant"]) // 2
         say(f"    the chain holds {sealed_size} sealed bytes; the lease is now {granted['status']}")
         opened = open_grant(self.keys[buyer], bytes.fromhex(granted["sealed_grant"]))
@@ -142,7 +155,7 @@ class Demo:
 
         say(f"\n7. {buyer} closes the lease early; the escrow is split pro rata and access is revoked")
         self.submit(buyer, Close(bytes.fromhex(lease["lease_id"]), "demo finished"))
-        closed = self.clients[0].call("lease_get", {"id": lease["lease_id"]})
+        closed = self.reader(0).call("lease_get", {"id": lease["lease_id"]})
         say(f"    lease {closed['lease_id'][:12]} is {closed['status']}")
 
         say("\n8. Balances: unused bid escrow was refunded at the match; the closed lease paid its provider")

@@ -129,14 +129,16 @@ class Devnet:
             timeout_s,
         )
 
-    def sign(self, account: str, body: Body) -> bytes:
+    def sign(self, account: str, body: Body, via: int = 0) -> bytes:
+        """Sign at the next nonce: ours, or member `via`'s if another client (the demo) used the account."""
         key = self.accounts[account]
-        nonce = self.nonces.get(account, 0)
+        reported = int(self.client(via).call("account_get", {"address": key.address})["next_nonce"])
+        nonce = max(self.nonces.get(account, 0), reported)
         self.nonces[account] = nonce + 1
         return sign_transaction(key, self.chain_id, nonce, body).encoded
 
-    def transfer(self, source: str, target: str, amount: int) -> bytes:
-        return self.sign(source, Transfer(self.accounts[target].public.raw, amount))
+    def transfer(self, source: str, target: str, amount: int, via: int = 0) -> bytes:
+        return self.sign(source, Transfer(self.accounts[target].public.raw, amount), via)
 
     def submit(self, index: int, raw: bytes, wait: str = "none", timeout: float = 30.0) -> Any:
         return self.client(index, timeout=timeout).call("tx_submit", {"tx": raw.hex(), "wait": wait})

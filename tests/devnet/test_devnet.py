@@ -5,6 +5,7 @@ The tests share one devnet (starting four processes costs seconds); each leaves 
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ import plyvel
 
 from ledger.keys import PrivateKey
 from ledger.schema import block_key
+from ledger.tx import BidBody
 from node.commands.rpc_client import RpcError
 from node.p2p import peer_id_of_member
 
@@ -61,10 +63,14 @@ class Load:
         while not self._stop.is_set():
             target = self.targets[turn % len(self.targets)]
             turn += 1
-            raw = self.network.transfer(self.account, "provider-0", 1)
+            try:
+                raw = self.network.transfer(self.account, "provider-0", 1, via=target)
+            except RpcError as exc:
+                self.errors.append(str(exc))
+                continue
             try:
                 result = self.network.submit(target, raw, wait="commit", timeout=60.0)
-            except RpcError as exc:
+            except RpcError as exc:  # not admitted (or not yet committed): the next sign asks the node again
                 self.errors.append(str(exc))
                 self.network.nonces[self.account] -= 1
                 continue
@@ -75,7 +81,7 @@ def test_transactions_to_different_members_commit_and_every_member_agrees(networ
     senders = ["consumer-0", "consumer-1", "consumer-2", "provider-1"]
     hashes = []
     for index, sender in enumerate(senders):
-        raw = network.transfer(sender, "provider-0", 1_000 + index)
+        raw = network.transfer(sender, "provider-0", 1_000 + index, via=index)
         result = network.submit(index, raw, wait="commit")
         assert result["receipt"]["status"] == "ok", result
         hashes.append(result["hash"])
@@ -145,7 +151,7 @@ def test_sigkill_of_the_proposer_changes_view_and_commits_continue(network: Any)
     others = [i for i in ALL if i != proposer]
     start = min(network.heights(others))
     network.kill(proposer)
-    raw = network.transfer("consumer-1", "provider-0", 7)
+    raw = network.transfer("consumer-1", "provider-0", 7, via=others[0])
     result = network.submit(others[0], raw, wait="commit", timeout=90.0)
     assert result["receipt"]["status"] == "ok"
     network.wait_height(others, start + 3)
@@ -182,6 +188,51 @@ def test_the_demo_plays_a_market_round(network: Any) -> None:
     assert "it cannot open the grant" in out
     assert "is closed" in out
     assert ": yes" in out.splitlines()[-1]
+
+
+INVENTORY = """
+version: 1
+regions: [eu-central]
+flavors:
+  m1.medium: {vcpus: 2, ram_mb: 4096, disk_gb: 40}
+hosts:
+  - {name: cmp-0, region: eu-central, vcpus: 8, ram_mb: 32768, disk_gb: 200, cpu_allocation_ratio: 1.0}
+  - {name: cmp-1, region: eu-central, vcpus: 8, ram_mb: 32768, disk_gb: 200, cpu_allocation_ratio: 1.0}
+  - {name: cmp-2, region: eu-central, vcpus: 8, ram_mb: 32768, disk_gb: 200, cpu_allocation_ratio: 1.0}
+vms:
+  - {id: vm-0, host: cmp-0, flavor: m1.medium, cpu_util_percent: 10, ram_used_mb: 1024}
+  - {id: vm-1, host: cmp-1, flavor: m1.medium, cpu_util_percent: 10, ram_used_mb: 1024}
+  - {id: vm-2, host: cmp-2, flavor: m1.medium, cpu_util_percent: 10, ram_used_mb: 1024}
+"""
+
+
+def test_published_capacity_offers_trade_like_any_other(network: Any, tmp_path: Path) -> None:
+    inventory = tmp_path / "dc.yaml"
+    inventory.write_text(INVENTORY)
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("vcpu: 50000000\nram-gb: 1000000\ndisk-gb: 10000\ngpu: 1000000000\n")
+    provider = network.document["accounts"][3]
+    url = network.document["nodes"][0]["rpc_url"]
+    planned = cli("capacity", "plan", "--inventory", str(inventory), "--reserve", "0%", "--json")
+    assert json.loads(planned.stdout)["indicators"]
+    assert planned.returncode == 0, planned.stderr
+    plan_args = ["--inventory", str(inventory), "--reserve", "0%"]
+    offer_args = ["--key", provider["key_file"], "--prices", str(prices), "--duration", "4h", "--from", "now"]
+    published = cli("capacity", "publish", *plan_args, *offer_args, "--wait", "--rpc", url, "--json")
+    assert published.returncode == 0, published.stderr
+    result = json.loads(published.stdout)
+    vcpu = next(o for o in result["offers"] if o["class"] == "vcpu")
+    assert vcpu["quantity"] >= 8  # at least one whole 8-vCPU host was released
+    placed = network.client(0).call("chain_tx", {"hash": vcpu["order_id"]})  # the node that acknowledged
+    assert placed["tx"]["body"]["plan"]["plan_hash"] == result["plan_hash"]
+    raw = network.sign(
+        "consumer-2",
+        BidBody("vcpu", "eu-central", 4, 60_000_000, 3600, int(time.time()) + 3600, bytes(32)),
+    )
+    assert network.submit(2, raw, wait="commit")["receipt"]["status"] == "ok"
+    buyer = network.accounts["consumer-2"].address
+    leases = network.client(2).call("lease_list", {"owner": buyer})["leases"]
+    assert any(lease["offer_id"] == vcpu["order_id"] for lease in leases)
 
 
 def run_rogue(network: Any, seed: bytes, seconds: float, skip: int | None) -> subprocess.Popen[str]:
