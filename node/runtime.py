@@ -68,6 +68,7 @@ GOSSIP_FLUSH_S = 0.02
 SYNC_TIMEOUT_S = 10.0
 OBSERVER_POLL_S = 0.5
 TXPULL_INTERVAL_S = 2.0
+CENSORSHIP_CHECK_MS = 1_000  # the mempool scan for overdue transactions runs at most this often
 TXPULL_TIMEOUT_S = 5.0
 COMMIT_WAIT_S = 30.0
 MAX_GOSSIP_BUFFER = 20_000
@@ -101,6 +102,7 @@ class NodeRuntime:
     _timer_at: int = field(init=False, default=0)
     _proposal_wanted: tuple[int, int] | None = field(init=False, default=None)
     _alarmed_view: tuple[int, int] | None = field(init=False, default=None)
+    _next_censorship_check: int = field(init=False, default=0)
     _gossip_out: list[bytes] = field(init=False, default_factory=list)
     _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
     _fetching: bool = field(init=False, default=False)
@@ -218,7 +220,10 @@ class NodeRuntime:
         if self._proposal_wanted is not None:
             actions += self._maybe_propose(now)
         current = (replica.height, replica.view)
-        if self._alarmed_view != current and self.mempool.overdue(self.chain.state, now):
+        if self._alarmed_view == current or now < self._next_censorship_check:
+            return actions
+        self._next_censorship_check = now + CENSORSHIP_CHECK_MS
+        if self.mempool.overdue(self.chain.state, now):
             self._alarmed_view = current
             logger.warning(
                 "transactions waited past the censorship bound at %s; voting to change view", current

@@ -1,0 +1,131 @@
+"""The mempool: admission checks, limits, deduplication, proposal order and pruning on commit."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.genesis import Genesis
+from ledger.keys import PrivateKey
+from ledger.limits import MAX_TX_BYTES
+from ledger.state import BlockContext, LedgerState
+from ledger.tx import Transaction, Transfer, sign_transaction
+from ledger.validators import ValidatorSet
+from node.config import MempoolConfig
+from node.mempool import Mempool, MempoolFull, MempoolRejected
+
+CHAIN = "mempool-test"
+MEMBERS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
+ALICE, BOB, CAROL = (PrivateKey(bytes([40 + i]) * 32) for i in range(3))
+GENESIS = Genesis(
+    chain_id=CHAIN,
+    genesis_time_ms=1_000_000,
+    validators=ValidatorSet.of([(f"m{i}", k.public.raw) for i, k in enumerate(MEMBERS)]),
+    resource_classes=("vcpu",),
+    regions=("eu-west",),
+    balances=((ALICE.public.raw, 1_000), (BOB.public.raw, 1_000)),
+)
+
+
+def verify(tx: Transaction) -> None:
+    tx.verify_signature(CHAIN)
+
+
+def pool(**limits: int) -> Mempool:
+    return Mempool(CHAIN, MempoolConfig(**limits), verify)
+
+
+def state() -> LedgerState:
+    return LedgerState.from_genesis(GENESIS)[0]
+
+
+def transfer(key: PrivateKey, nonce: int, amount: int = 1, chain: str = CHAIN) -> Transaction:
+    return sign_transaction(key, chain, nonce, Transfer(CAROL.public.raw, amount))
+
+
+def test_stateless_checks_refuse_with_a_reason() -> None:
+    mempool = pool()
+    good = transfer(ALICE, 0)
+    forged = Transaction.decode(good.encoded[:-1] + bytes([good.encoded[-1] ^ 1]))
+    cases = {
+        "TOO_LARGE": b"\x00" * (MAX_TX_BYTES + 1),
+        "MALFORMED": b"\x93garbage",
+        "WRONG_CHAIN": transfer(ALICE, 0, chain="other").encoded,
+        "BAD_SIGNATURE": forged.encoded,
+    }
+    for code, raw in cases.items():
+        with pytest.raises(MempoolRejected) as refused:
+            mempool.decode(raw)
+        assert refused.value.code == code
+    assert mempool.decode(good.encoded).hash == good.hash
+
+
+def test_stateful_checks_duplicates_and_limits() -> None:
+    mempool, ledger = pool(max_txs=3, max_per_account=2), state()
+    assert mempool.admit(transfer(ALICE, 0), ledger, 0)
+    assert not mempool.admit(transfer(ALICE, 0), ledger, 0)  # same hash: already here
+    with pytest.raises(MempoolRejected) as refused:
+        mempool.admit(transfer(ALICE, 0, amount=2), ledger, 0)
+    assert refused.value.code == "NONCE_PENDING"
+    assert mempool.admit(transfer(ALICE, 1), ledger, 0)
+    with pytest.raises(MempoolRejected) as refused:
+        mempool.admit(transfer(ALICE, 2), ledger, 0)
+    assert refused.value.code == "ACCOUNT_LIMIT"
+    with pytest.raises(MempoolRejected) as refused:
+        mempool.admit(transfer(BOB, 0, amount=5_000), ledger, 0)
+    assert refused.value.code == "INSUFFICIENT_FUNDS"
+    assert mempool.admit(transfer(BOB, 0), ledger, 0)
+    with pytest.raises(MempoolFull):
+        mempool.admit(transfer(BOB, 1), ledger, 0)
+    assert len(mempool) == 3 and mempool.next_nonce(ALICE.public.raw) == 2
+
+
+def test_selection_keeps_arrival_order_and_contiguous_nonces() -> None:
+    mempool, ledger = pool(), state()
+    arrivals = [transfer(BOB, 1), transfer(ALICE, 0), transfer(BOB, 0), transfer(ALICE, 2)]
+    for tx in arrivals:
+        mempool.admit(tx, ledger, 0)
+    chosen = mempool.select(ledger, 10)
+    # Alice's nonce 2 waits for nonce 1; Bob's nonce 1 follows his nonce 0.
+    assert [(t.sender, t.nonce) for t in chosen] == [
+        (ALICE.public.raw, 0),
+        (BOB.public.raw, 0),
+        (BOB.public.raw, 1),
+    ]
+    assert len(mempool.select(ledger, 2)) == 2
+
+
+def test_commit_prunes_included_and_stale_transactions() -> None:
+    mempool, ledger = pool(), state()
+    for tx in [transfer(ALICE, 0), transfer(ALICE, 1), transfer(BOB, 0)]:
+        mempool.admit(tx, ledger, 0)
+    other_alice_0 = transfer(ALICE, 0, amount=9)  # a competing tx with the same nonce, committed elsewhere
+    ledger.execute(BlockContext(1, 2_000_000, MEMBERS[0].public.raw), [other_alice_0])
+    mempool.remove_committed([other_alice_0], ledger)
+    assert [t.nonce for t in mempool.select(ledger, 10) if t.sender == ALICE.public.raw] == [1]
+    assert len(mempool) == 2
+
+
+def test_overdue_lists_only_proposable_transactions_past_the_bound() -> None:
+    mempool, ledger = pool(censorship_bound_ms=1_000), state()
+    mempool.admit(transfer(ALICE, 0), ledger, 0)
+    mempool.admit(transfer(BOB, 1), ledger, 0)  # waits for Bob's nonce 0: not censorship
+    assert mempool.overdue(ledger, 500) == []
+    assert mempool.overdue(ledger, 1_000) == [transfer(ALICE, 0).hash]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(0, 5)), max_size=30))
+def test_selection_never_breaks_nonce_order(arrivals: list[tuple[int, int]]) -> None:
+    mempool, ledger = pool(), state()
+    keys = [ALICE, BOB]
+    for who, nonce in arrivals:
+        try:
+            mempool.admit(transfer(keys[who], nonce), ledger, 0)
+        except MempoolRejected:
+            continue
+    expected = {k.public.raw: 0 for k in keys}
+    for tx in mempool.select(ledger, 100):
+        assert tx.nonce == expected[tx.sender]
+        expected[tx.sender] += 1
