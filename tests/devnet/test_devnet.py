@@ -20,7 +20,9 @@ import plyvel
 from ledger.keys import PrivateKey
 from ledger.schema import block_key
 from ledger.tx import BidBody
-from node.commands.rpc_client import RpcError
+from node import devnet
+from node.commands.rpc_client import RpcClient, RpcError
+from node.config import NodeConfig
 from node.p2p import peer_id_of_member
 
 ALL = [0, 1, 2, 3]
@@ -155,6 +157,8 @@ def test_sigkill_of_the_proposer_changes_view_and_commits_continue(network: Any)
     result = network.submit(others[0], raw, wait="commit", timeout=90.0)
     assert result["receipt"]["status"] == "ok"
     network.wait_height(others, start + 3)
+    logs = [(network.home(i) / "node.log").read_text(errors="replace") for i in others]
+    assert all("view change at height" in log for log in logs), "the survivors changed view"
     network.start(proposer)
     network.wait_serving(proposer)
     target = min(network.heights(others))
@@ -233,6 +237,29 @@ def test_published_capacity_offers_trade_like_any_other(network: Any, tmp_path: 
     buyer = network.accounts["consumer-2"].address
     leases = network.client(2).call("lease_list", {"owner": buyer})["leases"]
     assert any(lease["offer_id"] == vcpu["order_id"] for lease in leases)
+
+
+def test_an_observer_follows_and_verifies_the_chain_without_voting(network: Any, tmp_path: Path) -> None:
+    home = tmp_path / "observer"
+    home.mkdir()
+    shutil.copy(network.home(0) / "genesis.json", home / "genesis.json")
+    (home / "key.json").write_text(PrivateKey(b"\x55" * 32).to_key_file())
+    port, rpc_port = devnet.free_ports(2)
+    bootstrap = tuple(n["p2p"] for n in network.document["nodes"])
+    NodeConfig(
+        name="auditor", home=home, p2p_port=port, rpc_port=rpc_port, bootstrap=bootstrap, observer=True
+    ).write()
+    observer = devnet.start_node(home)
+    try:
+        client = RpcClient(f"http://127.0.0.1:{rpc_port}", timeout=5.0)
+        target = min(network.heights(ALL))
+        network.wait_for(lambda: client.call("chain_head")["height"] >= target, "the observer to catch up")
+        status = client.call("node_status")
+        assert status["role"] == "observer"
+        assert client.call("chain_block", {"height": target})["hash"] == network.block_hash(0, target)
+    finally:
+        observer.kill()
+        observer.wait(timeout=10)
 
 
 def run_rogue(network: Any, seed: bytes, seconds: float, skip: int | None) -> subprocess.Popen[str]:
