@@ -8,7 +8,7 @@ through certificate checks (by the replica, or by `Chain.apply_certified` for ob
 from __future__ import annotations
 
 from ledger.block import Block
-from ledger.codec import decode, encode, expect_bytes, expect_int, expect_list
+from ledger.codec import Value, decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError
 from ledger.limits import MAX_BLOCK_BYTES
 from ledger.store import Store
@@ -31,7 +31,7 @@ def decode_request(data: bytes) -> tuple[int, int]:
 def serve_request(store: Store, data: bytes) -> bytes:
     """The answer to a sync request: as many consecutive blocks as fit the caps (maybe none)."""
     from_height, count = decode_request(data)
-    items: list[list[bytes]] = []
+    items: list[Value] = []
     size = 0
     top = store.head().height
     for height in range(from_height, min(top, from_height + count - 1) + 1):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ledger.codec import decode, encode, expect_bytes, expect_int, expect_list
+from ledger.codec import Value, decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError
 from ledger.hashing import HASH_BYTES
 from ledger.limits import MAX_TX_BYTES
@@ -28,7 +28,7 @@ def hashes_request(limit: int) -> bytes:
 
 
 def fetch_request(hashes: list[bytes]) -> bytes:
-    return encode([FETCH, hashes[:MAX_PULL_HASHES]])
+    return encode([FETCH, list[Value](hashes[:MAX_PULL_HASHES])])
 
 
 def serve(
@@ -37,10 +37,10 @@ def serve(
     """Answer a pull request from this node's mempool (`pending(limit)` hashes, `lookup(hash)` encoding)."""
     kind, argument = expect_list(decode(request, MAX_REQUEST_BYTES), 2, "txpull request")
     if expect_int(kind, "txpull kind", HASHES, FETCH) == HASHES:
-        return encode(pending(expect_int(argument, "txpull limit", 1, MAX_PULL_HASHES)))
+        return encode(list[Value](pending(expect_int(argument, "txpull limit", 1, MAX_PULL_HASHES))))
     if not isinstance(argument, list) or len(argument) > MAX_PULL_HASHES:
         raise DecodeError(f"txpull fetch: at most {MAX_PULL_HASHES} hashes")
-    found: list[bytes] = []
+    found: list[Value] = []
     size = 0
     for item in argument:
         encoded = lookup(expect_bytes(item, "txpull hash", HASH_BYTES))

@@ -7,11 +7,11 @@ runtime, so a reader never sees a block half applied.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator, Mapping, Sequence
 
 from ledger.block import Block
 from ledger.chain import Chain
-from ledger.errors import DecodeError
 from ledger.genesis import Genesis
 from ledger.leases import Lease
 from ledger.market import Bid, Offer
@@ -46,7 +46,7 @@ def header_view(block: Block) -> api.Header:
 
 def _body(tx: Transaction) -> Mapping[str, api.Shapeable]:
     body: dict[str, api.Shapeable] = {}
-    for f in dataclasses.fields(tx.body):  # type: ignore[arg-type]
+    for f in dataclasses.fields(tx.body):
         value = getattr(tx.body, f.name)
         if isinstance(value, PlanReference):
             value = {"plan_hash": value.plan_hash, "indicators": {n: v for n, v in value.indicators}}
@@ -125,6 +125,29 @@ def lease_view(lease: Lease) -> api.LeaseInfo:
     )
 
 
+def _trade(height: int, event: LedgerEvent) -> api.TradeInfo:
+    """A LEASE_CREATED event as a trade (its data layout is in docs/transactions.md)."""
+    bid_id, offer_id, buyer, provider, resource_class, region, quantity, price, start, end = event.data[:10]
+    assert isinstance(bid_id, bytes) and isinstance(offer_id, bytes)
+    assert isinstance(buyer, bytes) and isinstance(provider, bytes)
+    assert isinstance(resource_class, str) and isinstance(region, str)
+    assert isinstance(quantity, int) and isinstance(price, int)
+    assert isinstance(start, int) and isinstance(end, int)
+    return api.TradeInfo(
+        height,
+        event.subject,
+        bid_id,
+        offer_id,
+        _address(buyer),
+        _address(provider),
+        resource_class,
+        region,
+        quantity,
+        price,
+        end - start,
+    )
+
+
 class ChainViews:
     """The query methods of `NodeApi`, answered from the committed chain."""
 
@@ -188,8 +211,6 @@ class ChainViews:
         return api.ValidatorSetInfo(validators.hash(), validators.quorum.f, validators.quorum.commit, members)
 
     def genesis_info(self) -> api.GenesisInfo:
-        import json
-
         return api.GenesisInfo(self.genesis.hash(), json.loads(self.genesis.to_json()))
 
     def account(self, address: api.Address, pending_nonce: int | None) -> api.AccountInfo:
@@ -237,24 +258,8 @@ class ChainViews:
         for height in heights:
             _, events = self._results(height)
             for event in events:
-                if event.kind != EventKind.LEASE_CREATED:
-                    continue
-                bid_id, offer_id, buyer, provider, resource_class, region, quantity, price, start, end = (
-                    event.data[:10]
-                )
-                yield api.TradeInfo(
-                    height,
-                    event.subject,
-                    bid_id,  # type: ignore[arg-type]
-                    offer_id,  # type: ignore[arg-type]
-                    _address(buyer),  # type: ignore[arg-type]
-                    _address(provider),  # type: ignore[arg-type]
-                    resource_class,  # type: ignore[arg-type]
-                    region,  # type: ignore[arg-type]
-                    quantity,  # type: ignore[arg-type]
-                    price,  # type: ignore[arg-type]
-                    end - start,  # type: ignore[operator]
-                )
+                if event.kind == EventKind.LEASE_CREATED:
+                    yield _trade(height, event)
 
     def trades(self, from_height: int | None, limit: int) -> Sequence[api.TradeInfo]:
         top = self.chain.head().height
@@ -308,10 +313,3 @@ class ChainViews:
             if len(found) >= limit:
                 break
         return found
-
-
-def decode_block_or_none(data: bytes) -> Block | None:
-    try:
-        return Block.decode(data)
-    except DecodeError:
-        return None

@@ -30,8 +30,9 @@ from node.commands.base import CliError, Handler, Subcommands, TxFailed, UsageEr
 from node.commands.durations import parse_duration
 from node.commands.lease import seal_credentials
 from node.commands.output import print_json, print_text, render_fields
-from node.commands.rpc_client import COMMIT_TIMEOUT, NOT_FOUND, RpcClient, RpcError, connect
+from node.commands.rpc_client import RpcClient, RpcError, connect
 from node.rpc.limits import MAX_JSON_INT
+from node.rpc.protocol import COMMIT_TIMEOUT, NOT_FOUND
 
 DEFAULT_BID_EXPIRY = "1h"
 MAX_NONCE = MAX_JSON_INT
