@@ -9,6 +9,7 @@ such a key proves nothing. The ledger makes no randomness: new keys come from a 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ SEED_BYTES = 32
 SIGNATURE_BYTES = 64
 ADDRESS_HRP = "fm"
 KEY_FILE_TYPE = "fedmarket-ed25519"
+PUBLIC_KEY_CACHE = 65_536
 
 
 def signing_bytes(tag: bytes, chain_id: str, payload: bytes) -> bytes:
@@ -70,6 +72,13 @@ class PublicKey:
     def x25519(self) -> bytes:
         """The X25519 public key that corresponds to this ed25519 key (for sealed access grants)."""
         return nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(self.raw)
+
+
+@functools.lru_cache(maxsize=PUBLIC_KEY_CACHE)
+def public_key(raw: bytes) -> PublicKey:
+    """`PublicKey(raw)`, remembered: checking the point costs about as much as checking a signature, and
+    the same senders sign transaction after transaction. Invalid keys raise `InvalidKey` (not cached)."""
+    return PublicKey(raw)
 
 
 class PrivateKey:

@@ -25,7 +25,7 @@ from ledger.codec import (
 )
 from ledger.errors import DecodeError, InvalidKey, InvalidSignature, LedgerError
 from ledger.hashing import HASH_BYTES, tagged_hash
-from ledger.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, PrivateKey, PublicKey
+from ledger.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, PrivateKey, public_key
 from ledger.limits import MAX_SEALED_GRANT_BYTES, MAX_SUPPLY, MAX_TEXT_CHARS, MAX_TX_BYTES
 from ledger.market import MAX_LEASE_SECONDS, MAX_ORDER_QUANTITY, MAX_UNIT_PRICE
 
@@ -330,7 +330,7 @@ class Transaction:
         if self.chain_id != chain_id:
             raise InvalidSignature(f"transaction is for chain {self.chain_id!r}, not {chain_id!r}")
         try:
-            key = PublicKey(self.sender)
+            key = public_key(self.sender)
         except InvalidKey as exc:
             raise InvalidSignature(f"sender is not a valid public key: {exc}") from None
         key.verify(TX_SIGN_TAG, chain_id, self.signing_payload(), self.signature)
