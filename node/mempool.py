@@ -6,8 +6,9 @@ again), then the stateful check against the committed state (nonce not used, fun
 are deduplicated by hash and by (sender, nonce). Limits: `max_txs` in all, `max_per_account` per sender.
 Eviction rule: none. A full mempool refuses new transactions (`MempoolFull`) instead of dropping admitted
 ones, because a client told "admitted" must not see its transaction vanish silently; committed or stale
-transactions leave on every commit. Proposals select transactions in arrival order, keeping each sender's
-nonces contiguous from its next committed nonce. Transactions of a proposal that did not commit were never
+transactions leave on every commit. A transaction still pending after a while is gossiped once more.
+Proposals select transactions in arrival order, keeping each sender's nonces contiguous from its next
+committed nonce. Transactions of a proposal that did not commit were never
 removed, so they are proposed again after a view change.
 """
 
@@ -44,6 +45,7 @@ class _Entry:
     tx: Transaction
     arrival_ms: int
     seq: int
+    regossiped: bool = False
 
 
 @dataclass
@@ -156,6 +158,18 @@ class Mempool:
             if entry.tx.nonce == state.account(entry.tx.sender).next_nonce:
                 late.append(tx_hash)
         return late
+
+    def to_regossip(self, now_ms: int, age_ms: int, limit: int) -> list[Transaction]:
+        """Transactions pending longer than `age_ms` and not yet gossiped again (each one is, once), oldest
+        first: a second chance for a gossip message that was silently lost."""
+        chosen = []
+        for entry in self._entries.values():
+            if entry.arrival_ms > now_ms - age_ms or len(chosen) >= limit:
+                break
+            if not entry.regossiped:
+                entry.regossiped = True
+                chosen.append(entry.tx)
+        return chosen
 
     def _drop(self, tx_hash: bytes) -> None:
         entry = self._entries.pop(tx_hash, None)

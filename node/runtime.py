@@ -72,6 +72,8 @@ CENSORSHIP_CHECK_MS = 1_000  # the mempool scan for overdue transactions runs at
 TXPULL_TIMEOUT_S = 5.0
 COMMIT_WAIT_S = 30.0
 MAX_GOSSIP_BUFFER = 20_000
+REGOSSIP_AGE_MS = 5_000  # a transaction still pending this long is gossiped once more
+REGOSSIP_SCAN_MS = 1_000  # how often the mempool is scanned for such transactions
 # Replica drop counters that only a faulty or malicious sender can cause, and the score each costs it.
 PEER_FAULTS = {
     "dropped_garbage": 10.0,
@@ -440,8 +442,14 @@ class NodeRuntime:
         return out
 
     async def _gossip_flush(self) -> None:
+        next_scan = 0
         while True:
             await trio.sleep(GOSSIP_FLUSH_S)
+            room = MAX_GOSSIP_BUFFER - len(self._gossip_out)
+            if now_ms() >= next_scan and room > 0:
+                next_scan = now_ms() + REGOSSIP_SCAN_MS
+                again = self.mempool.to_regossip(now_ms(), REGOSSIP_AGE_MS, room)
+                self._gossip_out.extend(tx.encoded for tx in again)
             if not self._gossip_out:
                 continue
             batch, self._gossip_out = self._gossip_out, []

@@ -129,3 +129,13 @@ def test_selection_never_breaks_nonce_order(arrivals: list[tuple[int, int]]) -> 
     for tx in mempool.select(ledger, 100):
         assert tx.nonce == expected[tx.sender]
         expected[tx.sender] += 1
+
+
+def test_a_pending_transaction_is_gossiped_again_once() -> None:
+    mempool, ledger = pool(), state()
+    mempool.admit(transfer(ALICE, 0), ledger, 0)
+    mempool.admit(transfer(BOB, 0), ledger, 4_000)
+    assert mempool.to_regossip(4_999, 5_000, 10) == []
+    assert [t.sender for t in mempool.to_regossip(5_000, 5_000, 10)] == [ALICE.public.raw]
+    assert mempool.to_regossip(20_000, 5_000, 10) == [transfer(BOB, 0)]
+    assert mempool.to_regossip(30_000, 5_000, 10) == []
