@@ -75,13 +75,14 @@ MAX_GOSSIP_BUFFER = 20_000
 REGOSSIP_AGE_MS = 5_000  # a transaction still pending this long is gossiped once more
 REGOSSIP_SCAN_MS = 1_000  # how often the mempool is scanned for such transactions
 # Replica drop counters that only a faulty or malicious sender can cause, and the score each costs it.
+# A member's own messages are never garbage or badly signed, so a few of those are enough for a ban.
 PEER_FAULTS = {
-    "dropped_garbage": 10.0,
-    "dropped_wrong_sender": 10.0,
-    "dropped_bad_signature": 25.0,
-    "dropped_wrong_digest": 10.0,
-    "dropped_invalid_block": 25.0,
-    "dropped_bad_new_view": 25.0,
+    "dropped_garbage": 40.0,
+    "dropped_wrong_sender": 40.0,
+    "dropped_bad_signature": 40.0,
+    "dropped_wrong_digest": 20.0,
+    "dropped_invalid_block": 40.0,
+    "dropped_bad_new_view": 40.0,
 }
 
 
