@@ -22,6 +22,7 @@ from typing import Any
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.validators import ValidatorSet
+from node.commands.keys import write_key_file
 from node.config import NodeConfig
 from node.p2p import peer_id_of_member
 
@@ -61,12 +62,6 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _write_key(path: Path, key: PrivateKey) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(key.to_key_file() + "\n")
-
-
 def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **params: Any) -> dict[str, Any]:
     """Create a devnet of `nodes` members; refuses to overwrite an existing one."""
     if nodes < 4:
@@ -103,7 +98,7 @@ def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **p
     for i, (name, key) in enumerate(zip(names, members, strict=True)):
         home = directory / f"node-{i}"
         home.mkdir()
-        _write_key(home / "key.json", key)
+        write_key_file(home / "key.json", key, force=False)
         (home / "genesis.json").write_text(genesis_text)
         config = NodeConfig(
             name=name,
@@ -125,7 +120,7 @@ def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **p
     account_entries = []
     for role, name, key in accounts:
         path = directory / "accounts" / f"{name}.key"
-        _write_key(path, key)
+        write_key_file(path, key, force=False)
         account_entries.append(
             {"name": name, "role": role, "key_file": str(path.resolve()), "address": key.address}
         )
