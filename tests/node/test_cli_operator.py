@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from ledger.keys import PrivateKey
 from node import devnet
+
+INVENTORY = """
+hosts:
+  - {name: cmp-0, region: eu-west, vcpus: 8, ram_mb: 32768, disk_gb: 200}
+  - {name: cmp-1, region: eu-west, vcpus: 8, ram_mb: 32768, disk_gb: 200}
+vms:
+  - {id: vm-0, host: cmp-0, flavor: {vcpus: 2, ram_mb: 4096, disk_gb: 40}}
+regions: [eu-west]
+"""
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -30,13 +40,67 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["chain", "verify", "--genesis", "{missing}", "--rpc", "http://127.0.0.1:1"], 2),
         (["chain", "verify", "--genesis", "{garbage}", "--rpc", "http://127.0.0.1:1"], 2),
         (["chain", "verify", "--home", "{empty}"], 2),
+        (["capacity", "plan", "--inventory", "{missing}"], 2),
+        (["capacity", "plan", "--inventory", "{garbage}"], 2),
+        (["capacity", "plan", "--inventory", "{inventory}", "--reserve", "lots"], 2),
+        (["capacity", "plan", "--inventory", "{inventory}", "--strategy", "magic"], 2),
+        (["capacity", "plan", "--inventory", "{inventory}", "--max-migrations", "-1"], 2),
+        (
+            [
+                "capacity",
+                "publish",
+                "--inventory",
+                "{inventory}",
+                "--key",
+                "{garbage}",
+                "--prices",
+                "{garbage}",
+                "--duration",
+                "1d",
+            ],
+            2,
+        ),
+        (
+            [
+                "capacity",
+                "publish",
+                "--inventory",
+                "{inventory}",
+                "--key",
+                "{key}",
+                "--prices",
+                "{garbage}",
+                "--duration",
+                "1d",
+            ],
+            2,
+        ),
+        (
+            [
+                "capacity",
+                "publish",
+                "--inventory",
+                "{inventory}",
+                "--key",
+                "{key}",
+                "--prices",
+                "{garbage}",
+                "--duration",
+                "0s",
+            ],
+            2,
+        ),
     ],
 )
 def test_operator_commands_reject_bad_input_in_one_line(tmp_path: Path, args: list[str], code: int) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "genesis.json").write_text("{}")
     (tmp_path / "garbage.json").write_text("not json")
+    (tmp_path / "dc.yaml").write_text(INVENTORY)
+    (tmp_path / "signer.key").write_text(PrivateKey(b"\x05" * 32).to_key_file())
     values = {
+        "inventory": str(tmp_path / "dc.yaml"),
+        "key": str(tmp_path / "signer.key"),
         "missing": str(tmp_path / "missing"),
         "empty": str(tmp_path / "empty"),
         "new": str(tmp_path / "new"),
