@@ -21,6 +21,9 @@ regions: [eu-west]
 """
 
 
+PUBLISH = ["capacity", "publish", "--inventory", "{inventory}"]
+
+
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "node.cli", *args]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, timeout=60, check=False)
@@ -45,51 +48,9 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         (["capacity", "plan", "--inventory", "{inventory}", "--reserve", "lots"], 2),
         (["capacity", "plan", "--inventory", "{inventory}", "--strategy", "magic"], 2),
         (["capacity", "plan", "--inventory", "{inventory}", "--max-migrations", "-1"], 2),
-        (
-            [
-                "capacity",
-                "publish",
-                "--inventory",
-                "{inventory}",
-                "--key",
-                "{garbage}",
-                "--prices",
-                "{garbage}",
-                "--duration",
-                "1d",
-            ],
-            2,
-        ),
-        (
-            [
-                "capacity",
-                "publish",
-                "--inventory",
-                "{inventory}",
-                "--key",
-                "{key}",
-                "--prices",
-                "{garbage}",
-                "--duration",
-                "1d",
-            ],
-            2,
-        ),
-        (
-            [
-                "capacity",
-                "publish",
-                "--inventory",
-                "{inventory}",
-                "--key",
-                "{key}",
-                "--prices",
-                "{garbage}",
-                "--duration",
-                "0s",
-            ],
-            2,
-        ),
+        ([*PUBLISH, "--key", "{garbage}", "--prices", "{garbage}", "--duration", "1d"], 2),
+        ([*PUBLISH, "--key", "{key}", "--prices", "{garbage}", "--duration", "1d"], 2),
+        ([*PUBLISH, "--key", "{key}", "--prices", "{garbage}", "--duration", "0s"], 2),
     ],
 )
 def test_operator_commands_reject_bad_input_in_one_line(tmp_path: Path, args: list[str], code: int) -> None:
