@@ -42,12 +42,27 @@ def encode(value: Value) -> bytes:
     return msgpack.packb(value, use_bin_type=True, strict_types=False)  # type: ignore[no-any-return]
 
 
+def encode_shape(value: Value) -> bytes:
+    """`encode` without the walk over the value: only for values whose every leaf a parser just checked."""
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
 def _reject_map(pairs: object) -> object:
     raise DecodeError("maps are not allowed in the canonical encoding")
 
 
 def decode(data: bytes, max_size: int) -> Value:
     """Decode canonical bytes of at most `max_size` bytes; anything else raises `DecodeError`."""
+    value = decode_shape(data, max_size)
+    _check(value, 0)
+    return value
+
+
+def decode_shape(data: bytes, max_size: int) -> Value:
+    """`decode` without the walk over the value that rejects floats and deep nesting: only for parsers that
+    then check the type of every leaf themselves (through the `expect_*` functions below), which rejects a
+    float where they expect anything else, and a nesting deeper than their fixed shape. Integers need no
+    check: msgpack holds none outside [MIN_INT, MAX_INT]. Raises `DecodeError` only."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -68,12 +83,12 @@ def decode(data: bytes, max_size: int) -> Value:
             max_map_len=0,
             max_ext_len=0,
         )
+        canonical = msgpack.packb(value, use_bin_type=True) == data
     except DecodeError:
         raise
     except Exception as exc:  # msgpack raises many types for bad input; all are the peer's fault
         raise DecodeError(f"not valid msgpack: {exc.__class__.__name__}: {exc}") from None
-    _check(value, 0)
-    if msgpack.packb(value, use_bin_type=True) != data:
+    if not canonical:
         raise DecodeError("input is not in canonical form")
     return value  # type: ignore[no-any-return]
 

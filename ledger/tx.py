@@ -17,7 +17,9 @@ from typing import ClassVar, TypeAlias
 from ledger.codec import (
     Value,
     decode,
+    decode_shape,
     encode,
+    encode_shape,
     expect_bytes,
     expect_int,
     expect_list,
@@ -296,30 +298,21 @@ class Transaction:
         return decode(self.encoded, MAX_TX_BYTES)
 
     @classmethod
-    def from_value(cls, value: Value) -> Transaction:
-        version, chain_id, kind, sender, nonce, body, signature = expect_list(value, 7, "transaction")
-        if version != TX_VERSION or isinstance(version, bool):
-            raise DecodeError(f"transaction: unknown format version {version!r}")
-        kind_number = expect_int(kind, "transaction kind")
-        try:
-            tx_kind = TxKind(kind_number)
-        except ValueError:
-            raise DecodeError(f"transaction: unknown kind {kind_number}") from None
-        return cls(
-            tx_kind,
-            expect_str(chain_id, "transaction chain id", MAX_CHAIN_ID_CHARS),
-            expect_bytes(sender, "transaction sender", PUBLIC_KEY_BYTES),
-            expect_int(nonce, "transaction nonce"),
-            BODY_TYPES[tx_kind].from_value(body),
-            expect_bytes(signature, "transaction signature", SIGNATURE_BYTES),
-        )
-
-    @classmethod
     def decode(cls, data: bytes) -> Transaction:
-        """Strictly decode at most MAX_TX_BYTES; any defect raises `DecodeError`."""
-        tx = cls.from_value(decode(data, MAX_TX_BYTES))
-        if tx.encoded != data:
+        """Strictly decode at most MAX_TX_BYTES; any defect raises `DecodeError`.
+
+        Every field is type-checked by `_fields_of`, so the bytes need no walk of the value language, and the
+        canonical form is proved by re-packing the checked fields (the body parsed back to its value) and
+        comparing with `data`, without a second pass through `encode`."""
+        kind, chain_id, sender, nonce, body, signature = _fields_of(decode_shape(data, MAX_TX_BYTES))
+        value = [TX_VERSION, chain_id, int(kind), sender, nonce, body.to_value(), signature]
+        if encode_shape(value) != data:
             raise DecodeError("transaction is not in canonical form")
+        tx = object.__new__(cls)
+        for name, item in zip(_FIELD_NAMES, (kind, chain_id, sender, nonce, body, signature), strict=True):
+            object.__setattr__(tx, name, item)
+        object.__setattr__(tx, "encoded", data)
+        object.__setattr__(tx, "hash", tagged_hash(TX_HASH_TAG, data))
         return tx
 
     def signing_payload(self) -> bytes:
@@ -334,6 +327,29 @@ class Transaction:
         except InvalidKey as exc:
             raise InvalidSignature(f"sender is not a valid public key: {exc}") from None
         key.verify(TX_SIGN_TAG, chain_id, self.signing_payload(), self.signature)
+
+
+_FIELD_NAMES = ("kind", "chain_id", "sender", "nonce", "body", "signature")
+
+
+def _fields_of(value: Value) -> tuple[TxKind, str, bytes, int, Body, bytes]:
+    """The checked fields of a transaction's value (all but the version, which must be TX_VERSION)."""
+    version, chain_id, kind, sender, nonce, body, signature = expect_list(value, 7, "transaction")
+    if version != TX_VERSION or isinstance(version, bool):
+        raise DecodeError(f"transaction: unknown format version {version!r}")
+    kind_number = expect_int(kind, "transaction kind")
+    try:
+        tx_kind = TxKind(kind_number)
+    except ValueError:
+        raise DecodeError(f"transaction: unknown kind {kind_number}") from None
+    return (
+        tx_kind,
+        expect_str(chain_id, "transaction chain id", MAX_CHAIN_ID_CHARS),
+        expect_bytes(sender, "transaction sender", PUBLIC_KEY_BYTES),
+        expect_int(nonce, "transaction nonce"),
+        BODY_TYPES[tx_kind].from_value(body),
+        expect_bytes(signature, "transaction signature", SIGNATURE_BYTES),
+    )
 
 
 def sign_transaction(key: PrivateKey, chain_id: str, nonce: int, body: Body) -> Transaction:
