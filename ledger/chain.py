@@ -56,7 +56,11 @@ class VerifyReport:
 class _Pending:
     block: Block
     execution: Execution
-    tx_hashes: tuple[bytes, ...]
+    txs: tuple[Transaction, ...]
+
+    @property
+    def tx_hashes(self) -> tuple[bytes, ...]:
+        return tuple(tx.hash for tx in self.txs)
 
 
 def _as_block(block: Block | bytes) -> Block:
@@ -230,7 +234,7 @@ class Chain:
         except DecodeError:
             self.state.rollback(execution)
             raise
-        self._pending = _Pending(block, execution, hashes)
+        self._pending = _Pending(block, execution, tuple(chosen))
         return block, execution
 
     # Member side.
@@ -254,7 +258,7 @@ class Chain:
         )
         txs = self._checked_txs(block, set())
         execution = self._execute(block, txs)
-        self._pending = _Pending(block, execution, tuple(tx.hash for tx in txs))
+        self._pending = _Pending(block, execution, tuple(txs))
         return execution
 
     def _checked_txs(self, block: Block, committed_in_batch: set[bytes]) -> list[Transaction]:
@@ -281,9 +285,12 @@ class Chain:
 
     # Commit or discard.
 
-    def commit(self, block: Block, certificate: Certificate, execution: Execution) -> None:
-        """Make the pending execution of `block` durable with its certificate (one synced batch).
-        A certificate that does not verify raises `InvalidCertificate`; the execution stays pending."""
+    def commit(
+        self, block: Block, certificate: Certificate, execution: Execution
+    ) -> tuple[Transaction, ...]:
+        """Make the pending execution of `block` durable with its certificate (one synced batch) and return
+        its transactions, decoded. A certificate that does not verify raises `InvalidCertificate`; the
+        execution stays pending."""
         pending = self._pending
         if pending is None or pending.execution is not execution or pending.block.hash != block.hash:
             raise LedgerError(f"block {block.height} has no pending execution to commit")
@@ -291,6 +298,7 @@ class Chain:
             BlockCommit(block, certificate, pending.tx_hashes, execution.encode_results(), execution.writes)
         )
         self._pending = None
+        return pending.txs
 
     def discard(self, execution: Execution) -> None:
         """Roll back a pending execution that will not commit; a no-op if it is no longer pending."""

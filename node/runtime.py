@@ -296,11 +296,10 @@ class NodeRuntime:
         if block.height <= self.chain.head().height:
             return
         execution = self.chain.validate_block(block, block.header.timestamp_ms)
-        self.chain.commit(block, action.certificate, execution)
-        self._after_commit(block)
+        txs = self.chain.commit(block, action.certificate, execution)
+        self._after_commit(block, txs)
 
-    def _after_commit(self, block: Block) -> None:
-        txs = [Transaction.decode(raw) for raw in block.txs]
+    def _after_commit(self, block: Block, txs: Sequence[Transaction]) -> None:
         self.mempool.remove_committed(txs, self.chain.state)
         for tx in txs:
             waiter = self._waiters.pop(tx.hash, None)
