@@ -285,9 +285,7 @@ class Chain:
 
     # Commit or discard.
 
-    def commit(
-        self, block: Block, certificate: Certificate, execution: Execution
-    ) -> tuple[Transaction, ...]:
+    def commit(self, block: Block, certificate: Certificate, execution: Execution) -> tuple[Transaction, ...]:
         """Make the pending execution of `block` durable with its certificate (one synced batch) and return
         its transactions, decoded. A certificate that does not verify raises `InvalidCertificate`; the
         execution stays pending."""

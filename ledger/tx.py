@@ -305,7 +305,7 @@ class Transaction:
         canonical form is proved by re-packing the checked fields (the body parsed back to its value) and
         comparing with `data`, without a second pass through `encode`."""
         kind, chain_id, sender, nonce, body, signature = _fields_of(decode_shape(data, MAX_TX_BYTES))
-        value = [TX_VERSION, chain_id, int(kind), sender, nonce, body.to_value(), signature]
+        value: Value = [TX_VERSION, chain_id, int(kind), sender, nonce, body.to_value(), signature]
         if encode_shape(value) != data:
             raise DecodeError("transaction is not in canonical form")
         tx = object.__new__(cls)
