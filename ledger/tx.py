@@ -316,7 +316,10 @@ class Transaction:
         return tx
 
     def signing_payload(self) -> bytes:
-        return signing_payload(self.chain_id, self.kind, self.sender, self.nonce, self.body)
+        """`signing_payload` of the fields, cut from the envelope instead of encoded again: both are fixarrays
+        (a one-byte header: 0x96 for the six signed fields, 0x97 for the envelope) and the signature is the
+        envelope's last item, a 64-byte bin (0xc4 0x40 and the bytes)."""
+        return _SIGNED_FIELDS_HEADER + self.encoded[1:-_SIGNATURE_ITEM_BYTES]
 
     def verify_signature(self, chain_id: str) -> None:
         """Raise `InvalidSignature` unless the sender signed this transaction for `chain_id`."""
@@ -329,6 +332,8 @@ class Transaction:
         key.verify(TX_SIGN_TAG, chain_id, self.signing_payload(), self.signature)
 
 
+_SIGNED_FIELDS_HEADER = b"\x96"
+_SIGNATURE_ITEM_BYTES = 2 + SIGNATURE_BYTES
 _FIELD_NAMES = ("kind", "chain_id", "sender", "nonce", "body", "signature")
 
 

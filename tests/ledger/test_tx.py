@@ -26,6 +26,7 @@ from ledger.tx import (
     Transfer,
     TxKind,
     sign_transaction,
+    signing_payload,
 )
 
 CHAIN = "fedmarket-test"
@@ -60,6 +61,14 @@ def test_every_kind_round_trips_and_verifies(body: Body) -> None:
     assert decoded.encoded == tx.encoded and decoded.hash == tx.hash and len(tx.hash) == 32
     assert decoded.kind == body.kind and decoded.body == body
     decoded.verify_signature(CHAIN)
+
+
+@given(st.sampled_from(BODIES), st.integers(0, 2**64 - 1), st.text(min_size=1, max_size=64))
+def test_signing_payload_cut_from_envelope_equals_its_encoding(body: Body, nonce: int, chain: str) -> None:
+    tx = sign_transaction(KEY, chain, nonce, body)
+    expected = signing_payload(chain, tx.kind, tx.sender, nonce, body)
+    assert tx.signing_payload() == expected
+    assert Transaction.decode(tx.encoded).signing_payload() == expected
 
 
 def test_order_ids_differ_by_nonce_and_sender() -> None:
