@@ -454,7 +454,10 @@ class NodeRuntime:
                 continue
             batch, self._gossip_out = self._gossip_out, []
             try:
-                await self.network.publish_txs(batch)
+                if self.is_member:
+                    self.network.relay_txs(batch)
+                else:
+                    await self.network.publish_txs(batch)
             except NetworkError as exc:
                 logger.warning("gossip of %d transactions failed: %s", len(batch), exc)
 

@@ -2,6 +2,7 @@
 
 from node.p2p.config import (
     PBFT_PROTOCOL,
+    TXRELAY_PROTOCOL,
     NetworkConfig,
     NetworkLimits,
     member_key_of_peer,
@@ -21,6 +22,7 @@ from node.p2p.peers import PeerStatus
 
 __all__ = [
     "PBFT_PROTOCOL",
+    "TXRELAY_PROTOCOL",
     "ConfigError",
     "FrameError",
     "GossipBatchTooLarge",

@@ -19,6 +19,7 @@ from ledger.limits import MAX_CONSENSUS_MESSAGE_BYTES, MAX_TX_BYTES
 from node.p2p.errors import ConfigError
 
 PBFT_PROTOCOL = "/fedmarket/pbft/1.0.0"
+TXRELAY_PROTOCOL = "/fedmarket/txrelay/1.0.0"
 
 # One gossip message stays below 64 KiB once wrapped (protobuf envelope, signature, key, topic): see the
 # yamux interleaving pitfall in docs/network.md.
@@ -33,6 +34,7 @@ class NetworkLimits:
     max_frame_bytes: int = MAX_CONSENSUS_MESSAGE_BYTES
     max_write_batch_bytes: int = 256 * 1024
     outgoing_queue_messages: int = 4_096
+    relay_queue_batches: int = 256  # transaction batches waiting for one member's relay link
     inbound_queue_messages: int = 4_096
     read_timeout: float = 10.0
     write_timeout: float = 10.0

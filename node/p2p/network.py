@@ -3,17 +3,19 @@
 Theory: consensus needs few, ordered, authenticated messages between a fixed set of members, so each member
 keeps one long-lived outbound stream per other member, written by one task that drains a bounded queue into
 batched frames; the receiving side accepts such streams only from peer ids that are genesis members (Noise
-authenticated the peer id, and the peer id is the member's ledger key). Transactions are many and loss
-tolerant, so they ride gossipsub in batches. Everything a peer sends is bounded (frame caps, per-read
-timeouts, token buckets), and misbehaviour lowers a score that ends in a disconnection and a timed ban.
-The interface (`send`, `broadcast`, `inbound`, `publish_txs`, `tx_batches`, `request`) names no libp2p type,
-so consensus could move to another transport.
+authenticated the peer id, and the peer id is the member's ledger key). Members relay transactions to each
+other the same way, on a second link per member (so a batch never delays a vote): every member receives each
+batch once, where gossipsub would deliver it once per mesh neighbour at a cost of milliseconds per message.
+Non-members (observers) publish transactions on gossipsub, which members read. Everything a peer sends is
+bounded (frame caps, per-read timeouts, token buckets), and misbehaviour lowers a score that ends in a
+disconnection and a timed ban. The interface (`send`, `broadcast`, `inbound`, `relay_txs`, `publish_txs`,
+`tx_batches`, `request`) names no libp2p type, so consensus could move to another transport.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 
 import multiaddr  # type: ignore[import-untyped]
@@ -27,12 +29,18 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from ledger.errors import DecodeError, LedgerError
-from node.p2p.config import PBFT_PROTOCOL, NetworkConfig, parse_bootstrap, peer_id_of_member
+from node.p2p.config import (
+    PBFT_PROTOCOL,
+    TXRELAY_PROTOCOL,
+    NetworkConfig,
+    parse_bootstrap,
+    peer_id_of_member,
+)
 from node.p2p.errors import FrameError, NetworkError, RequestFailed, RequestTimeout
 from node.p2p.framing import KEEPALIVE, FrameReader, encode_frame, encode_frames
 from node.p2p.gossip import decode_batch, split_into_batches
 from node.p2p.host import build_gossip, build_host, listen_multiaddr, stop_auto_connector
-from node.p2p.peers import PeerState, PeerStatus
+from node.p2p.peers import OutgoingQueue, PeerState, PeerStatus
 from node.p2p.scoring import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -109,7 +117,11 @@ class Network:
         self._bootstrap_peer_ids = {parse_bootstrap(address)[0] for address in config.bootstrap}
         self._publish_bucket = TokenBucket(self.limits.gossip_messages_per_second, 1.0)
         self._publish_lock = trio.Lock()
-        self.counters: dict[str, int] = {"gossip_batches_dropped": 0, "gossip_batches_invalid": 0}
+        self.counters: dict[str, int] = {
+            "gossip_batches_dropped": 0,
+            "gossip_batches_invalid": 0,
+            "relay_batches_invalid": 0,
+        }
 
     # ----- identity -----
 
@@ -183,8 +195,25 @@ class Network:
                 await self._pubsub.publish(self.config.gossip_topic, batch)
         return len(batches)
 
+    def relay_txs(self, txs: Sequence[bytes]) -> int:
+        """Queue transactions for every other member's relay link, in as few batches as the caps allow;
+        return the number of batches. Never blocks: a full queue drops its oldest batch. Raises
+        GossipBatchTooLarge, before queueing anything, if a transaction cannot fit in a batch."""
+        limits = self.limits
+        batches = split_into_batches(
+            txs, limits.max_gossip_batch_bytes, limits.max_gossip_batch_txs, limits.max_tx_bytes
+        )
+        for peer_id in self._member_peer_ids.values():
+            relay = self._peers[peer_id].relay
+            if peer_id == self.local_peer_id or relay is None:
+                continue
+            for batch in batches:
+                relay.push(batch)
+        return len(batches)
+
     def tx_batches(self) -> trio.MemoryReceiveChannel[tuple[str, list[bytes]]]:
-        """Inbound transaction batches as (origin peer id, transactions); full channel drops new batches."""
+        """Inbound transaction batches (relayed or gossiped) as (peer id, transactions); a full channel drops
+        new batches."""
         return self._tx_batches
 
     # ----- request / response -----
@@ -261,7 +290,10 @@ class Network:
                     banned_for=max(0.0, state.score.banned_until - now),
                     queued=len(state.outgoing) if state.outgoing is not None else 0,
                     counters=dict(state.counters)
-                    | {"dropped_out": state.outgoing.dropped if state.outgoing is not None else 0},
+                    | {
+                        "dropped_out": state.outgoing.dropped if state.outgoing is not None else 0,
+                        "relay_dropped_out": state.relay.dropped if state.relay is not None else 0,
+                    },
                 )
             )
         return rows
@@ -339,12 +371,17 @@ class Network:
     async def _start(self) -> None:
         self._host.get_network().register_notifee(_ConnectionWatcher(self))
         self._host.set_stream_handler(PBFT_PROTOCOL, self._serve_consensus_stream)  # type: ignore[arg-type]
+        self._host.set_stream_handler(TXRELAY_PROTOCOL, self._serve_relay_stream)  # type: ignore[arg-type]
         self._pubsub.set_topic_validator(self.config.gossip_topic, self._validate_gossip, False)
         subscription = await self._pubsub.subscribe(self.config.gossip_topic)
         self._nursery.start_soon(self._read_gossip, subscription.receive_channel)  # type: ignore[attr-defined]
         for state in self._peers.values():
-            if state.outgoing is not None and state.peer_id != self.local_peer_id:
-                self._nursery.start_soon(self._consensus_writer, state)
+            if state.peer_id == self.local_peer_id:
+                continue
+            if state.outgoing is not None:
+                self._nursery.start_soon(self._link_writer, state, PBFT_PROTOCOL, state.outgoing)
+            if state.relay is not None:
+                self._nursery.start_soon(self._link_writer, state, TXRELAY_PROTOCOL, state.relay)
         for address in self.config.bootstrap:
             peer_id, transport_addr = parse_bootstrap(address)
             if peer_id != self.local_peer_id:
@@ -390,9 +427,8 @@ class Network:
             if started is not None:
                 await started.wait()
 
-    async def _consensus_writer(self, state: PeerState) -> None:
-        """Keep one outbound consensus stream to a member and drain its queue into it, batched."""
-        assert state.outgoing is not None
+    async def _link_writer(self, state: PeerState, protocol: str, queue: OutgoingQueue) -> None:
+        """Keep one outbound stream of `protocol` to a member and drain `queue` into it, batched."""
         peer = ID.from_base58(state.peer_id)
         delay = self.limits.redial_min_delay
         while True:
@@ -401,10 +437,10 @@ class Network:
             connection = self._connection(state.peer_id)
             try:
                 with trio.fail_after(self.limits.dial_timeout):
-                    stream = await self._host.new_stream(peer, [PBFT_PROTOCOL])  # type: ignore[list-item]
+                    stream = await self._host.new_stream(peer, [protocol])  # type: ignore[list-item]
             except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
                 state.counters["stream_failures"] += 1
-                logger.info("consensus stream to %s (%s) failed: %r", state.peer_id, state.name, error)
+                logger.info("%s stream to %s (%s) failed: %r", protocol, state.peer_id, state.name, error)
                 if isinstance(error, trio.TooSlowError):
                     await self._drop_connection(state, connection)
                 await trio.sleep(delay)
@@ -416,10 +452,10 @@ class Network:
                     self._cancel_when_connection_changes, state, connection, nursery.cancel_scope
                 )
                 try:
-                    await self._pump(state, stream)
+                    await self._pump(state, stream, queue)
                 except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
                     state.counters["write_failures"] += 1
-                    logger.info("consensus stream to %s (%s) broke: %r", state.peer_id, state.name, error)
+                    logger.info("%s stream to %s (%s) broke: %r", protocol, state.peer_id, state.name, error)
                     await self._drop_connection(state, connection)
                 finally:
                     await _discard(stream)
@@ -446,24 +482,49 @@ class Network:
             await state.changed.wait()
         scope.cancel()
 
-    async def _pump(self, state: PeerState, stream: INetStream) -> None:
-        assert state.outgoing is not None
+    async def _pump(self, state: PeerState, stream: INetStream, queue: OutgoingQueue) -> None:
         while not self._is_banned(state):
             with trio.move_on_after(self.limits.keepalive_interval):
-                await state.outgoing.wait_nonempty()
-            batch = state.outgoing.take(self.limits.max_write_batch_bytes)
+                await queue.wait_nonempty()
+            batch = queue.take(self.limits.max_write_batch_bytes)
             data = encode_frames(batch) if batch else KEEPALIVE
             try:
                 with trio.fail_after(self.limits.write_timeout):
                     await stream.write(data)
             except BaseException:
-                state.outgoing.restore(batch)
+                queue.restore(batch)
                 raise
             state.counters["frames_out"] += len(batch)
             state.counters["writes_out"] += 1
             state.counters["bytes_out"] += len(data)
 
     async def _serve_consensus_stream(self, stream: INetStream) -> None:
+        async def deliver(state: PeerState, frame: bytes) -> None:
+            assert state.member_key is not None
+            await self._inbound_send.send((state.member_key, frame))
+
+        await self._serve_link(stream, self.limits.max_frame_bytes, deliver)
+
+    async def _serve_relay_stream(self, stream: INetStream) -> None:
+        async def deliver(state: PeerState, frame: bytes) -> None:
+            try:
+                txs = self._decode_batch(frame)
+            except DecodeError as error:
+                self.counters["relay_batches_invalid"] += 1
+                self.penalize(state.peer_id, f"bad relayed batch: {error}", self.limits.bad_gossip_penalty)
+                return
+            state.counters["relay_batches_in"] += 1
+            try:
+                self._tx_send.send_nowait((state.peer_id, txs))
+            except trio.WouldBlock:
+                self.counters["gossip_batches_dropped"] += 1
+
+        await self._serve_link(stream, self.limits.max_gossip_batch_bytes, deliver)
+
+    async def _serve_link(
+        self, stream: INetStream, max_frame_bytes: int, deliver: Callable[[PeerState, bytes], Awaitable[None]]
+    ) -> None:
+        """Read a member's link stream frame by frame into `deliver`; streams of non-members are refused."""
         state = self._state(stream.muxed_conn.peer_id.to_base58())
         if state.member_key is None or self._is_banned(state):
             state.counters["rejected_streams"] += 1
@@ -473,7 +534,7 @@ class Network:
                 )
             await _discard(stream)
             return
-        reader = FrameReader(_receive_some(stream), self.limits.max_frame_bytes, self.limits.read_timeout)
+        reader = FrameReader(_receive_some(stream), max_frame_bytes, self.limits.read_timeout)
         try:
             while not self._is_banned(state):
                 frame = await reader.read_frame()
@@ -484,7 +545,7 @@ class Network:
                 await self._throttle(state, len(frame))
                 state.counters["frames_in"] += 1
                 state.counters["bytes_in"] += len(frame)
-                await self._inbound_send.send((state.member_key, frame))
+                await deliver(state, frame)
         except FrameError as error:
             self._on_bad_frames(state, error)
         finally:

@@ -1,8 +1,9 @@
-"""What the network knows about each peer: identity, connection, score, rate limits, outgoing queue.
+"""What the network knows about each peer: identity, connection, score, rate limits, outgoing queues.
 
-The outgoing queue of a member is bounded and drops its OLDEST message when full: consensus messages that
-waited that long are the least useful ones (an older view or height), and PBFT recovers from loss by
-retransmission on view change and by catch-up.
+A member has two bounded outgoing queues, consensus messages and relayed transaction batches; each drops its
+OLDEST item when full: consensus messages that waited that long are the least useful ones (an older view or
+height), and PBFT recovers from loss by retransmission on view change and by catch-up; a lost transaction
+batch is recovered by the transaction pull and by re-gossip.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class PeerState:
     frame_bucket: TokenBucket
     byte_bucket: TokenBucket
     outgoing: OutgoingQueue | None
+    relay: OutgoingQueue | None
     connected: bool = False
     counters: Counter[str] = field(default_factory=Counter)
     changed: trio.Event = field(default_factory=trio.Event)
@@ -83,6 +85,7 @@ class PeerState:
             frame_bucket=TokenBucket(limits.frames_per_second, limits.frame_burst),
             byte_bucket=TokenBucket(limits.bytes_per_second, limits.byte_burst),
             outgoing=OutgoingQueue(limits.outgoing_queue_messages) if member_key is not None else None,
+            relay=OutgoingQueue(limits.relay_queue_batches) if member_key is not None else None,
         )
 
     def notify(self) -> None:

@@ -37,6 +37,41 @@ async def test_tx_batches_reach_the_other_members(member_configs, federation, wa
                 await publisher.publish_txs([bytes(publisher.limits.max_tx_bytes + 1)])
 
 
+async def test_relayed_transactions_reach_each_member_once_and_bad_batches_cost_score(
+    member_configs, federation, wait_until
+):
+    configs = member_configs(3)
+    with trio.fail_after(30):
+        async with federation(configs) as networks:
+            sender = networks[0]
+            txs = [b"tx-%05d-" % index + bytes(200) for index in range(600)]
+            batches = sender.relay_txs(txs)
+            assert 2 <= batches < len(txs) / 100, "hundreds of transactions per relayed batch"
+            for receiver in networks[1:]:
+                received: list[bytes] = []
+                with trio.fail_after(10):
+                    async for origin, batch in receiver.tx_batches():
+                        assert origin == sender.local_peer_id
+                        received.extend(batch)
+                        if len(received) >= len(txs):
+                            break
+                assert received == txs, "every transaction once, in order (one link per member)"
+            with pytest.raises(GossipBatchTooLarge):
+                sender.relay_txs([bytes(sender.limits.max_tx_bytes + 1)])
+            # A member whose relayed batch does not decode loses score; the link stays up.
+            receiver = networks[1]
+            sender_row = next(row for row in receiver.peers() if row.peer_id == sender.local_peer_id)
+            state = sender._peers[receiver.local_peer_id]
+            assert state.relay is not None
+            state.relay.push(b"\xc1 not a batch")
+            await wait_until(lambda: receiver.counters["relay_batches_invalid"] == 1)
+            row = next(row for row in receiver.peers() if row.peer_id == sender.local_peer_id)
+            assert row.score < sender_row.score and row.connected
+            sender.relay_txs([b"after"])
+            with trio.fail_after(10):
+                assert await receiver.tx_batches().receive() == (sender.local_peer_id, [b"after"])
+
+
 async def test_request_response_answers_and_times_out(member_configs, federation):
     configs = member_configs(2)
     with trio.fail_after(30):
