@@ -14,7 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ledger.codec import Value, decode, encode, expect_bytes, expect_int, expect_list, expect_str
+from ledger.codec import (
+    Value,
+    decode,
+    decode_shape,
+    encode,
+    expect_bytes,
+    expect_int,
+    expect_list,
+    expect_str,
+)
 from ledger.errors import DecodeError, LedgerError
 from ledger.hashing import HASH_BYTES, tagged_hash
 from ledger.keys import PUBLIC_KEY_BYTES
@@ -122,7 +131,7 @@ class Block:
     @classmethod
     def decode(cls, data: bytes) -> Block:
         """Strict decode: canonical bytes within the size caps, else `DecodeError`."""
-        header, txs = expect_list(decode(data, MAX_BLOCK_BYTES), 2, "block")
+        header, txs = expect_list(decode_shape(data, MAX_BLOCK_BYTES), 2, "block")
         if not isinstance(txs, list) or len(txs) > MAX_BLOCK_TXS:
             raise DecodeError(f"block: transactions must be a list of at most {MAX_BLOCK_TXS}")
         return cls(

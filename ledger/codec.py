@@ -23,7 +23,17 @@ Value: TypeAlias = "int | bytes | str | bool | list[Value] | tuple[Value, ...] |
 def _check(value: object, depth: int) -> None:
     if depth > MAX_NESTING:
         raise DecodeError("value nests too deeply")
-    if isinstance(value, bool) or value is None or isinstance(value, bytes | str):
+    kind = type(value)
+    if kind is bytes or kind is str or kind is bool or value is None:
+        return
+    if kind is list or kind is tuple:
+        for item in value:  # type: ignore[attr-defined]
+            item_kind = type(item)
+            if item_kind is not bytes and item_kind is not str:  # the common leaves, checked inline
+                _check(item, depth + 1)
+        return
+    # Integers, and subclasses of the allowed types (IntEnum, bytes subclasses).
+    if isinstance(value, bool | bytes | str):
         return
     if isinstance(value, int):
         if not MIN_INT <= value <= MAX_INT:
