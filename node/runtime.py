@@ -109,6 +109,7 @@ class NodeRuntime:
     _gossip_out: list[bytes] = field(init=False, default_factory=list)
     _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
     _fetching: bool = field(init=False, default=False)
+    _last_block: Block | None = field(init=False, default=None)
     _nursery: trio.Nursery | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -144,8 +145,15 @@ class NodeRuntime:
 
     # ---- the validity functions handed to the replica ---------------------------------------------------
 
+    def _block(self, data: bytes) -> Block:
+        """Decode a block, reusing the last one: a proposal is validated, then delivered (same bytes)."""
+        last = self._last_block
+        if last is None or last.encoded != data:
+            last = self._last_block = Block.decode(data)
+        return last
+
     def _validate(self, height: int, data: bytes, local_now_ms: int) -> bytes:
-        block = Block.decode(data)
+        block = self._block(data)
         if block.height != height:
             raise LedgerError(f"block for height {block.height} proposed at height {height}")
         self.chain.validate_block(block, local_now_ms)
@@ -249,6 +257,7 @@ class NodeRuntime:
         txs = self.mempool.select(self.chain.state, self.genesis.block_params.max_block_txs)
         timestamp = max(now, head.timestamp_ms + 1)
         block, _ = self.chain.build_block(txs, timestamp, self.key.public.raw)
+        self._last_block = block
         logger.debug("proposing block %d view %d with %d txs", height, view, len(block.txs))
         return self.replica.step(ProposalReady(height, view, block.encoded))
 
@@ -292,7 +301,7 @@ class NodeRuntime:
             logger.warning("cannot penalize %s for %s", member.hex()[:16], reason)
 
     def _deliver(self, action: Deliver) -> None:
-        block = Block.decode(action.block)
+        block = self._block(action.block)
         if block.height <= self.chain.head().height:
             return
         execution = self.chain.validate_block(block, block.header.timestamp_ms)
@@ -387,7 +396,7 @@ class NodeRuntime:
             if tx is None:
                 bad += 1
                 continue
-            self.chain.mark_verified(tx.hash)
+            self.chain.mark_verified(tx)
             try:
                 self.mempool.admit(tx, self.chain.state, now)
             except MempoolRejected:
