@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.receipts import decode_results
+from ledger.receipts import Receipt, decode_results
 from node import views
 from node.mempool import MempoolFull as PoolFull
 from node.mempool import MempoolRejected
@@ -87,10 +87,15 @@ class NodeService:
             started = now_ms()
             if not await self.runtime.wait_committed(admitted):
                 raise api.CommitTimeout(admitted, now_ms() - started)
-        return [self._admission(tx_hash, refusal, wait) for tx_hash, refusal in outcomes]
+        receipts: dict[int, Sequence[Receipt] | None] = {}  # a block's receipts, decoded once per call
+        return [self._admission(tx_hash, refusal, wait, receipts) for tx_hash, refusal in outcomes]
 
     def _admission(
-        self, tx_hash: bytes, refusal: api.TxRejected | api.MempoolFull | None, wait: api.Wait
+        self,
+        tx_hash: bytes,
+        refusal: api.TxRejected | api.MempoolFull | None,
+        wait: api.Wait,
+        receipts: dict[int, Sequence[Receipt] | None],
     ) -> api.Admission:
         if refusal is not None or wait != "commit":
             return api.Admission(tx_hash, refusal)
@@ -99,11 +104,11 @@ class NodeService:
         if location is None:
             return api.Admission(tx_hash)
         height, index = location
-        results = store.results(height)
-        receipt = None
-        if results is not None:
-            receipts, _ = decode_results(results)
-            receipt = views.receipt_view(receipts[index])
+        if height not in receipts:
+            results = store.results(height)
+            receipts[height] = None if results is None else decode_results(results)[0]
+        block_receipts = receipts[height]
+        receipt = None if block_receipts is None else views.receipt_view(block_receipts[index])
         return api.Admission(tx_hash, None, height, receipt)
 
     def account(self, address: api.Address) -> api.AccountInfo:
