@@ -64,7 +64,7 @@ logger = logging.getLogger("fedmarket.node")
 
 EVENT_QUEUE = 4_096
 TICK_INTERVAL_S = 0.05
-GOSSIP_FLUSH_S = 0.02
+GOSSIP_BATCH_S = 0.005  # after sending a batch of new transactions, gather the next one this long
 SYNC_TIMEOUT_S = 10.0
 OBSERVER_POLL_S = 0.5
 TXPULL_INTERVAL_S = 2.0
@@ -107,6 +107,8 @@ class NodeRuntime:
     _alarmed_view: tuple[int, int] | None = field(init=False, default=None)
     _next_censorship_check: int = field(init=False, default=0)
     _gossip_out: list[bytes] = field(init=False, default_factory=list)
+    _gossip_ready: trio.Event = field(init=False, default_factory=trio.Event)
+    _proposer_poked: bool = field(init=False, default=False)
     _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
     _fetching: bool = field(init=False, default=False)
     _last_block: Block | None = field(init=False, default=None)
@@ -212,6 +214,7 @@ class NodeRuntime:
         await self._execute(replica.tick(now_ms()))
         async for event in self._event_inbox:
             if isinstance(event, Tick):
+                self._proposer_poked = False
                 actions = replica.tick(event.now_ms) if event.now_ms >= self._timer_at else []
                 actions += self._housekeeping(event.now_ms)
             elif isinstance(event, MessageReceived):
@@ -223,6 +226,16 @@ class NodeRuntime:
             else:
                 actions = replica.step(event)
             await self._execute(actions)
+
+    def _poke_proposer(self) -> None:
+        """New transactions while this member waits to propose: propose now, not at the next tick."""
+        if self._proposal_wanted is None or self._proposer_poked:
+            return
+        try:
+            self._events.send_nowait(Tick(now_ms()))
+        except trio.WouldBlock:
+            return  # the queue is full: the driver is busy and the next tick comes soon enough
+        self._proposer_poked = True
 
     def _housekeeping(self, now: int) -> list[Action]:
         """Build a wanted proposal when it is time, and raise the censorship alarm."""
@@ -401,6 +414,7 @@ class NodeRuntime:
                 self.mempool.admit(tx, self.chain.state, now)
             except MempoolRejected:
                 continue
+        self._poke_proposer()
         if bad:
             self.network.penalize(peer_id, f"{bad} invalid transactions in a {what}", float(bad))
 
@@ -451,9 +465,13 @@ class NodeRuntime:
         return out
 
     async def _gossip_flush(self) -> None:
+        """Send new transactions as soon as there are any, then gather for GOSSIP_BATCH_S; every
+        REGOSSIP_SCAN_MS, add the transactions pending for REGOSSIP_AGE_MS (once each)."""
         next_scan = 0
         while True:
-            await trio.sleep(GOSSIP_FLUSH_S)
+            with trio.move_on_after(REGOSSIP_SCAN_MS / 1000):
+                await self._gossip_ready.wait()
+            self._gossip_ready = trio.Event()
             room = MAX_GOSSIP_BUFFER - len(self._gossip_out)
             if now_ms() >= next_scan and room > 0:
                 next_scan = now_ms() + REGOSSIP_SCAN_MS
@@ -469,14 +487,18 @@ class NodeRuntime:
                     await self.network.publish_txs(batch)
             except NetworkError as exc:
                 logger.warning("gossip of %d transactions failed: %s", len(batch), exc)
+            await trio.sleep(GOSSIP_BATCH_S)
 
     def admit(self, raw: bytes) -> Transaction:
         """Check and admit one client transaction; raises `MempoolRejected`."""
         tx = self.mempool.decode(raw)
         if self.chain.store.tx_location(tx.hash) is not None:
             return tx
-        if self.mempool.admit(tx, self.chain.state, now_ms()) and len(self._gossip_out) < MAX_GOSSIP_BUFFER:
-            self._gossip_out.append(tx.encoded)
+        if self.mempool.admit(tx, self.chain.state, now_ms()):
+            self._poke_proposer()
+            if len(self._gossip_out) < MAX_GOSSIP_BUFFER:
+                self._gossip_out.append(tx.encoded)
+                self._gossip_ready.set()
         return tx
 
     async def wait_committed(self, tx_hashes: Sequence[bytes], timeout_s: float = COMMIT_WAIT_S) -> bool:
