@@ -1,10 +1,13 @@
-"""A small synchronous JSON-RPC 2.0 client over HTTP (stdlib `urllib`), and where the CLI finds a node.
+"""A small synchronous JSON-RPC 2.0 client over HTTP (stdlib `http.client`), and where the CLI finds a node.
 
 Theory: every way a call can fail (no listener, a timeout, an HTTP error, a body that is not JSON-RPC, an
 error object from the node) becomes one `RpcError` whose message is a single readable sentence naming the
 node; the JSON-RPC code is kept on the exception so callers can react to "not found" and the like. Responses
-are read with a size cap. The node to talk to is `--rpc`, else `$FEDMARKET_RPC`, else the first node listed in
-`.devnet/devnet.json` under the current directory, else the default port on 127.0.0.1.
+are read with a size cap. One HTTP/1.1 connection is kept open across calls (a script making many calls
+would otherwise pay a TCP connection, and the node a new connection task, per call); a connection the node
+closed while idle is replaced once, transparently. The node to talk to is `--rpc`, else `$FEDMARKET_RPC`,
+else the first node listed in `.devnet/devnet.json` under the current directory, else the default port on
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ import itertools
 import json
 import os
 import socket
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +65,25 @@ def _first_devnet_node(path: Path) -> str:
 
 
 class RpcClient:
-    """Calls JSON-RPC methods with named params on one node."""
+    """Calls JSON-RPC methods with named params on one node, over one kept-alive HTTP connection."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url
         self.timeout = timeout
         self._ids = itertools.count(1)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RpcError(f"{url!r} is not an http:// or https:// URL of a node")
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._path = parts.path or "/"
+        self._connection: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """The method's result; any failure raises `RpcError` with a one-sentence message."""
@@ -80,27 +95,39 @@ class RpcClient:
         return self._result(method, request_id, body)
 
     def _post(self, body: bytes) -> bytes:
-        request = urllib.request.Request(
-            self.url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return self._read(response)
-        except urllib.error.HTTPError as exc:
-            with exc:
-                answer = self._read(exc)
-            if _is_json_rpc_error(answer):
-                return answer
-            raise RpcError(f"node at {self.url} answered HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise RpcError(f"cannot reach node at {self.url}: {_reason(exc.reason)}") from None
+            try:
+                return self._exchange(body, reused=self._connection is not None)
+            except _StaleConnection:
+                return self._exchange(body, reused=False)
         except TimeoutError:
+            self.close()
             raise RpcError(f"node at {self.url} gave no answer within {self.timeout:g} s") from None
         except (OSError, ValueError, http.client.HTTPException) as exc:
+            self.close()
+            if isinstance(exc, ConnectionRefusedError | socket.gaierror):
+                raise RpcError(f"cannot reach node at {self.url}: {_reason(exc)}") from None
             raise RpcError(f"cannot talk to node at {self.url}: {_reason(exc)}") from None
+
+    def _exchange(self, body: bytes, reused: bool) -> bytes:
+        if self._connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._connection = kind(self._host, self._port, timeout=self.timeout)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        try:
+            self._connection.request("POST", self._path, body, headers)
+            response = self._connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.close()
+            if reused:
+                raise _StaleConnection from None
+            raise
+        answer = self._read(response)
+        if response.will_close:
+            self.close()
+        if 200 <= response.status < 300 or _is_json_rpc_error(answer):
+            return answer
+        raise RpcError(f"node at {self.url} answered HTTP {response.status} {response.reason}")
 
     def _read(self, response: Any) -> bytes:
         data: bytes = response.read(MAX_RESPONSE_BYTES + 1)
@@ -121,6 +148,10 @@ class RpcClient:
         if answer.get("id") != request_id or "result" not in answer:
             raise RpcError(f"node at {self.url} answered {method} with a malformed JSON-RPC response")
         return answer["result"]
+
+
+class _StaleConnection(Exception):
+    """The node closed a kept-alive connection before this request: try once more on a new one."""
 
 
 def _is_json_rpc_error(body: bytes) -> bool:
