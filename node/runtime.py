@@ -131,7 +131,12 @@ class NodeRuntime:
             if block is not None and certificate is not None:
                 last_decided = Decided(block, certificate)
         validators = self.genesis.validators
-        config = ReplicaConfig(self.genesis.chain_id, validators, Ed25519Verifier(validators))
+        config = ReplicaConfig(
+            self.genesis.chain_id,
+            validators,
+            Ed25519Verifier(validators),
+            base_timeout_ms=self.genesis.block_params.view_timeout_ms,
+        )
         return Replica(
             config,
             Ed25519Signer(self.key),
