@@ -34,6 +34,7 @@ from node.p2p.gossip import decode_batch, split_into_batches
 from node.p2p.host import build_gossip, build_host, listen_multiaddr, stop_auto_connector
 from node.p2p.peers import PeerState, PeerStatus
 from node.p2p.scoring import TokenBucket
+from node.p2p.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ class Network:
         self._publish_bucket = TokenBucket(self.limits.gossip_messages_per_second, 1.0)
         self._publish_lock = trio.Lock()
         self.counters: dict[str, int] = {"gossip_batches_dropped": 0, "gossip_batches_invalid": 0}
+        self.traffic = Traffic()
+        self._count_gossip_writes()
 
     # ----- identity -----
 
@@ -209,7 +212,10 @@ class Network:
             with trio.fail_after(timeout):
                 stream = await self._host.new_stream(target, [protocol])  # type: ignore[list-item]
                 try:
-                    await stream.write(encode_frame(payload))
+                    frame = encode_frame(payload)
+                    await stream.write(frame)
+                    self.traffic.request_writes += 1
+                    self.traffic.request_bytes_out += len(frame)
                     reader = FrameReader(_receive_some(stream), self.limits.max_response_bytes, timeout)
                     answer = await reader.read_frame()
                 finally:
@@ -267,6 +273,23 @@ class Network:
         return rows
 
     # ----- internals -----
+
+    def _count_gossip_writes(self) -> None:
+        """Count gossipsub's stream writes: py-libp2p writes every RPC (publishes, forwards, control) through
+        `Pubsub.write_msg`, looked up on the instance, so a wrapper there sees each one."""
+        pubsub = self._pubsub
+        write = pubsub.write_msg
+        traffic = self.traffic
+
+        async def counted(stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+            written = await write(stream, rpc_msg)
+            if written:
+                size = rpc_msg.ByteSize()
+                traffic.gossip_writes += 1
+                traffic.gossip_bytes_out += size + (size.bit_length() + 6) // 7  # and the varint prefix
+            return written
+
+        pubsub.write_msg = counted  # type: ignore[method-assign]
 
     def _state(self, peer_id: str) -> PeerState:
         state = self._peers.get(peer_id)
@@ -462,6 +485,10 @@ class Network:
             state.counters["frames_out"] += len(batch)
             state.counters["writes_out"] += 1
             state.counters["bytes_out"] += len(data)
+            traffic = self.traffic
+            traffic.consensus_messages_out += len(batch)
+            traffic.consensus_writes += 1
+            traffic.consensus_bytes_out += len(data)
 
     async def _serve_consensus_stream(self, stream: INetStream) -> None:
         state = self._state(stream.muxed_conn.peer_id.to_base58())
@@ -484,6 +511,7 @@ class Network:
                 await self._throttle(state, len(frame))
                 state.counters["frames_in"] += 1
                 state.counters["bytes_in"] += len(frame)
+                self.traffic.consensus_messages_in += 1
                 await self._inbound_send.send((state.member_key, frame))
         except FrameError as error:
             self._on_bad_frames(state, error)
@@ -525,8 +553,11 @@ class Network:
             if len(answer) > self.limits.max_response_bytes:
                 logger.warning("handler answer of %s bytes over the cap: not sent", len(answer))
                 return
+            frame = encode_frame(answer)
             with trio.fail_after(self.limits.write_timeout):
-                await stream.write(encode_frame(answer))
+                await stream.write(frame)
+            self.traffic.request_writes += 1
+            self.traffic.request_bytes_out += len(frame)
         except FrameError as error:
             self._on_bad_frames(state, error)
         except (NetworkError, LedgerError) as error:
