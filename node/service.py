@@ -77,7 +77,7 @@ class NodeService:
         )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[api.CommitTime]:
-        return [api.CommitTime(h, t) for h, t in self.runtime.metrics.commits_from(from_height, limit)]
+        return [api.CommitTime(*entry) for entry in self.runtime.metrics.commits_from(from_height, limit)]
 
     def head(self) -> api.Head:
         return self.views.head()

@@ -108,10 +108,12 @@ class NodeMetrics:
 
 @dataclass(frozen=True, slots=True)
 class CommitTime:
-    """When this node stored the block of `height`: its own wall clock, unix microseconds."""
+    """When this node stored the block of `height` (its own wall clock, unix microseconds), with `txs`
+    transactions."""
 
     height: int
     time_us: int
+    txs: int
 
 
 @dataclass(frozen=True, slots=True)

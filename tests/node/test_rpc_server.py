@@ -120,7 +120,7 @@ class CannedNode:
         return NodeMetrics(1200, 96, 12, 1200, 108, 107, 150, 402_113, 90, 61_200, 55, 339_913, 5, 1_000)
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]:
-        remembered = [CommitTime(h, 1_700_000_000_000_000 + 7_000 * h) for h in range(3, 9)]
+        remembered = [CommitTime(h, 1_700_000_000_000_000 + 7_000 * h, 10 * h) for h in range(3, 9)]
         start = 0 if from_height is None else from_height
         return [c for c in remembered if c.height >= start][:limit]
 
@@ -598,8 +598,8 @@ async def test_commit_times_page_forward_in_height_order(client: httpx.AsyncClie
     first = await result_of(client, "node_commit_times", {"limit": 2})
     assert first == {
         "commits": [
-            {"height": 3, "time_us": 1_700_000_000_021_000},
-            {"height": 4, "time_us": 1_700_000_000_028_000},
+            {"height": 3, "time_us": 1_700_000_000_021_000, "txs": 30},
+            {"height": 4, "time_us": 1_700_000_000_028_000, "txs": 40},
         ],
         "truncated": True,
     }

@@ -97,17 +97,17 @@ def test_commits_are_counted_and_timed(make_runtime: Any) -> None:
     metrics = NodeService(runtime).metrics()
     assert (metrics.blocks_committed, metrics.txs_committed) == (1, 2)
     (commit,) = NodeService(runtime).commit_times(None, 10)
-    assert commit.height == 1 and commit.time_us > 1_600_000_000 * 10**6
+    assert commit.height == 1 and commit.txs == 2 and commit.time_us > 1_600_000_000 * 10**6
 
 
 def test_commit_ring_keeps_the_most_recent_heights() -> None:
     metrics = NodeMetrics()
     for height in range(1, COMMIT_RING_HEIGHTS + 6):
         metrics.committed(height, 1, 1_000 * height)
-    assert metrics.commits_from(None, 2) == [(6, 6_000), (7, 7_000)]
+    assert metrics.commits_from(None, 2) == [(6, 6_000, 1), (7, 7_000, 1)]
     assert metrics.commits_from(COMMIT_RING_HEIGHTS + 4, 10) == [
-        (COMMIT_RING_HEIGHTS + 4, 1_000 * (COMMIT_RING_HEIGHTS + 4)),
-        (COMMIT_RING_HEIGHTS + 5, 1_000 * (COMMIT_RING_HEIGHTS + 5)),
+        (COMMIT_RING_HEIGHTS + 4, 1_000 * (COMMIT_RING_HEIGHTS + 4), 1),
+        (COMMIT_RING_HEIGHTS + 5, 1_000 * (COMMIT_RING_HEIGHTS + 5), 1),
     ]
     assert metrics.commits_from(COMMIT_RING_HEIGHTS + 6, 10) == []
     assert metrics.blocks_committed == metrics.txs_committed == COMMIT_RING_HEIGHTS + 5
