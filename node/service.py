@@ -61,6 +61,7 @@ class NodeService:
         replica = runtime.replica
         return api.NodeMetrics(
             signature_checks=runtime.chain.signature_checks + counted.batch_signature_checks,
+            batch_signature_checks=counted.batch_signature_checks,
             vote_signature_checks=0 if replica is None else replica.counters["signature_checks"],
             blocks_committed=counted.blocks_committed,
             txs_committed=counted.txs_committed,

@@ -117,7 +117,7 @@ class CannedNode:
         return [PeerInfo("12D3KooWpeer", "dc-berlin", True, True, 10, {"frames_in": 4})]
 
     def metrics(self) -> NodeMetrics:
-        return NodeMetrics(1200, 96, 12, 1200, 108, 107, 150, 402_113, 90, 61_200, 55, 339_913, 5, 1_000)
+        return NodeMetrics(1200, 900, 96, 12, 1200, 108, 107, 150, 402_113, 90, 61_200, 55, 339_913, 5, 1_000)
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]:
         remembered = [CommitTime(h, 1_700_000_000_000_000 + 7_000 * h, 10 * h) for h in range(3, 9)]
@@ -577,6 +577,7 @@ async def test_node_metrics_are_named_integer_counters(client: httpx.AsyncClient
     metrics = await result_of(client, "node_metrics")
     assert metrics == {
         "signature_checks": 1200,
+        "batch_signature_checks": 900,
         "vote_signature_checks": 96,
         "blocks_committed": 12,
         "txs_committed": 1200,
