@@ -11,6 +11,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +29,7 @@ from node import devnet
 
 IDLE_SECONDS = 2.0
 PROFILE_TOP = 25
+MIN_SEARCH_RATE = 25.0
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -92,17 +94,10 @@ def _on_devnet(options: Options, workdir: Path, calibration: dict[str, Any]) -> 
             say(step_line(result))
             return result
 
-        searches = []
-        for number in range(options.runs):
-            steps = []
-            best: float | None = None
-            for rate in options.rates:
-                result = step(rate, options.step_seconds, f"search {number + 1}")
-                steps.append(result)
-                if not result["sustained"]:
-                    break
-                best = max(best or 0.0, result["committed_per_s"])
-            searches.append({"steps": steps, "max_sustained": best})
+        searches = [
+            search(lambda rate, n=number: step(rate, options.step_seconds, f"search {n + 1}"), options.rates)
+            for number in range(options.runs)
+        ]
         base, base_sustained = latency_base(searches)
         latency_steps = [
             step(max(1.0, share * base), options.latency_seconds, f"latency {share:.0%}")
@@ -142,6 +137,25 @@ def save_profile(member: int, path: Path, results_dir: Path) -> dict[str, Any]:
     say(f"member {member}, top {PROFILE_TOP} functions by internal time (stats in {kept}):")
     pstats.Stats(str(kept), stream=sys.stderr).sort_stats("tottime").print_stats(PROFILE_TOP)
     return {"member": member, "stats_file": str(kept)}
+
+
+def search(step: Callable[[float], dict[str, Any]], rates: list[float]) -> dict[str, Any]:
+    """Run the rates upwards until one is not sustained; the highest sustained committed rate. If the first
+    rate is not sustained already, halve it (down to `MIN_SEARCH_RATE`) until one is."""
+    steps: list[dict[str, Any]] = []
+    best: float | None = None
+    for rate in rates:
+        steps.append(step(rate))
+        if not steps[-1]["sustained"]:
+            break
+        best = max(best or 0.0, steps[-1]["committed_per_s"])
+    rate = rates[0] / 2
+    while best is None and rate >= MIN_SEARCH_RATE:
+        steps.append(step(rate))
+        if steps[-1]["sustained"]:
+            best = steps[-1]["committed_per_s"]
+        rate /= 2
+    return {"steps": steps, "max_sustained": best}
 
 
 def latency_base(searches: list[dict[str, Any]]) -> tuple[float, bool]:

@@ -1,9 +1,12 @@
-"""The suite's arithmetic, without a devnet: sustained or not, quorum commit times, per-transaction costs."""
+"""The suite's arithmetic, without a devnet: sustained or not, quorum commit times, costs, the search."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.suite.analysis import assess, costs, latency_figures
 from bench.suite.cluster import quorum_times
+from bench.suite.runner import search
 
 SECOND = 1_000_000
 
@@ -82,3 +85,17 @@ def test_latency_figures_in_ms_and_round_trips() -> None:
     assert (figures["p50_ms"], figures["p99_ms"], figures["max_ms"]) == (51.0, 100.0, 100.0)
     assert figures["p50_rtt"] == 1_020
     assert latency_figures([], 50.0) == {"samples": 0}
+
+
+def test_the_search_stops_at_the_first_rate_not_sustained_and_halves_below_the_first() -> None:
+    def step_of(capacity: float) -> Any:
+        def step(rate: float) -> dict[str, Any]:
+            return {"rate": rate, "sustained": rate <= capacity, "committed_per_s": min(rate, capacity)}
+
+        return step
+
+    up = search(step_of(2_500), [500, 1_000, 2_000, 4_000, 8_000])
+    assert [s["rate"] for s in up["steps"]] == [500, 1_000, 2_000, 4_000] and up["max_sustained"] == 2_000
+    down = search(step_of(150), [500, 1_000])
+    assert [s["rate"] for s in down["steps"]] == [500, 250, 125] and down["max_sustained"] == 125
+    assert search(step_of(1), [100])["max_sustained"] is None
