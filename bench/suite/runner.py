@@ -174,11 +174,12 @@ def run_catchup(options: Options, workdir: Path) -> dict[str, Any]:
     try:
         module = importlib.import_module("bench.catchup")
     except ModuleNotFoundError as exc:
-        if exc.name in ("bench.catchup", "bench"):
-            return {"status": "not available"}
-        raise
+        if exc.name not in ("bench.catchup", "bench"):
+            raise
+        module = None
     runner = getattr(module, "run", None)
     if not callable(runner):
+        say("catch-up: not available")
         return {"status": "not available"}
     blocks, txs = options.catchup_blocks, options.catchup_txs_per_block
     say(f"catch-up: a member {blocks} blocks behind ({txs} txs each)")
@@ -187,8 +188,11 @@ def run_catchup(options: Options, workdir: Path) -> dict[str, Any]:
     try:
         figures = runner(options.members, options.catchup_blocks, options.catchup_txs_per_block, directory)
     except Exception as exc:  # a failure of the catch-up run is reported, the rest of the report stands
+        say(f"catch-up failed: {exc!r}")
         return {"status": "failed", "error": repr(exc)}
-    return {"status": "ok", **{k: float(v) for k, v in figures.items()}}
+    result = {"status": "ok", **{k: float(v) for k, v in figures.items()}}
+    say(f"catch-up: {result.get('tx_per_s', 0):,.0f} tx/s, {result.get('blocks_per_s', 0):,.0f} blocks/s")
+    return result
 
 
 def summarize(report: dict[str, Any], options: Options) -> dict[str, Any]:
