@@ -93,8 +93,8 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _steps_table(report: dict[str, Any]) -> str:
-    names = ("step", "offered", "commit", "ok", "p50ms", "p99ms", "maxms", "cpu us/tx", "gen us/tx")
-    names += ("sig/tx", "wr/tx", "B/tx", "msg/blk", "tx/blk")
+    names: tuple[str, ...] = ("step", "offered", "commit", "ok", "p50ms", "p99ms", "maxms", "cpu us/tx")
+    names += ("gen us/tx", "sig/tx", "wr/tx", "B/tx", "msg/blk", "tx/blk")
     rows = [_cells(names)]
     for st in [st for s in report["searches"] for st in s["steps"]] + report["latency_steps"]:
         lat, c = st["latency"], st["costs"]

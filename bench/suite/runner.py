@@ -4,6 +4,7 @@ it, kill the proposer, stop the devnet (always), then catch-up; the report is on
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib
 import platform
 import pstats
@@ -95,8 +96,10 @@ def _on_devnet(options: Options, workdir: Path, calibration: dict[str, Any]) -> 
             return result
 
         searches = [
-            search(lambda rate, n=number: step(rate, options.step_seconds, f"search {n + 1}"), options.rates)
-            for number in range(options.runs)
+            search(
+                functools.partial(step, seconds=options.step_seconds, label=f"search {n + 1}"), options.rates
+            )
+            for n in range(options.runs)
         ]
         base, base_sustained = latency_base(searches)
         latency_steps = [

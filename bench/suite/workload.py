@@ -66,8 +66,8 @@ def batch_size(rate: float, cap: int = MAX_SUBMIT_TXS) -> int:
 
 
 def submit_body(hexes: list[str], request_id: int) -> bytes:
-    request = {"jsonrpc": "2.0", "id": request_id, "method": "tx_submit", "params": {"txs": hexes}}
-    request["params"]["wait"] = "none"
+    params: dict[str, object] = {"txs": hexes, "wait": "none"}
+    request = {"jsonrpc": "2.0", "id": request_id, "method": "tx_submit", "params": params}
     return json.dumps(request, separators=(",", ":")).encode()
 
 
