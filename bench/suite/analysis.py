@@ -3,10 +3,14 @@ costs from counter differences, latency percentiles. No I/O here, so it is teste
 
 A step is **sustained** when, over its steady part (after a warm-up of a fifth of the step, at most 1 s),
 the members commit at least 90 % of what they admit (less one batch or one block, whichever is larger: both
-arrive in lumps), the backlog (admitted minus committed on 2f+1 members) grows by less than 10 % of the
-offered rate per second, and the members admitted at least 90 % of the offered load over the whole step (so
-neither the generator nor admission fell behind); the step runner adds: nothing refused for room, no early
-stop.
+arrive in lumps), the backlog grows by less than 10 % of the offered rate per second, and the members
+admitted at least 90 % of the offered load over the whole step (so neither the generator nor admission fell
+behind); the step runner adds: nothing refused for room, no early stop. Commits are compared with the
+admissions one median latency earlier (`lag_us`): a transaction admitted at t commits near t + lag when the
+members keep up, so the window of commits is the window of admissions shifted by the lag, and the backlog
+at t is what was admitted by t and not committed by t + lag. Without the shift, a latency longer than the
+warm-up would read as a growing backlog; with it, an overload still shows, as commits at the members'
+capacity, below the admissions, and a backlog growing at the difference.
 """
 
 from __future__ import annotations
@@ -28,17 +32,25 @@ def assess(
     started_us: int,
     ended_us: int,
     rate: float,
+    lag_us: int = 0,
 ) -> dict[str, Any]:
     """`admissions` and `commits` are (unix microseconds, transactions) events: replies that admitted
-    transactions, and blocks committed on 2f+1 members. Rates over the steady window, backlog growth."""
+    transactions, and blocks committed on 2f+1 members; `lag_us` the step's median commit latency. Rates over
+    the steady window, backlog growth, and the verdict."""
     warm_us = min(1_000_000, (ended_us - started_us) // 5)
     low, high = started_us + warm_us, ended_us
     span_s = max(high - low, 1) / 1e6
     admitted = _cumulative(admissions)
-    committed = _cumulative(commits)
+    shifted = _cumulative(commits)
+
+    def committed(at_us: int) -> int:
+        return int(shifted(at_us + lag_us))
+
     admitted_in, committed_in = admitted(high) - admitted(low), committed(high) - committed(low)
     admitted_per_s, committed_per_s = admitted_in / span_s, committed_in / span_s
-    lump = max((n for t, n in [*admissions, *commits] if low < t <= high), default=0)
+    lumps = [n for t, n in admissions if low < t <= high]
+    lumps += [n for t, n in commits if low + lag_us < t <= high + lag_us]
+    lump = max(lumps, default=0)
     delivered = admitted(ended_us) - admitted(started_us - 1)
     points = [low + int(k * BACKLOG_POINTS_S * 1e6) for k in range(int(span_s / BACKLOG_POINTS_S) + 1)]
     backlog = [admitted(t) - committed(t) for t in points]
@@ -54,6 +66,7 @@ def assess(
         "backlog_growth_per_s": growth,
         "backlog_end": admitted(high) - committed(high),
         "backlog_max": max(backlog, default=0),
+        "lag_ms": lag_us / 1000,
         "checks": checks,
         "sustained": all(checks.values()),
     }

@@ -95,12 +95,14 @@ def run_step(
     drained, drain_s = _drain(cluster, reference, before, admitted, rate)
     after = cluster.snapshot()
     commits = cluster.quorum_commit_times(first_height)
+    timed = latency(cluster, sample_submitted(batches, outcomes, sample_size), commits, rtt_us)
     assessment = assess(
         [(o.done_us, sum(o.admitted)) for o in outcomes.values()],
         list(commits.values()),
         started_us,
         ended_us,
         rate,
+        lag_us=int(timed.get("p50_ms", 0.0) * 1000),
     )
     refused: Counter[str] = Counter()
     for outcome in outcomes.values():
@@ -121,7 +123,7 @@ def run_step(
         "drain_s": drain_s,
         "mempool_max": monitor.mempool_max,
         "costs": costs(before, after, reference, stats.cpu_s, idle_cpu),
-        "latency": latency(cluster, sample_submitted(batches, outcomes, sample_size), commits, rtt_us),
+        "latency": timed,
     }
 
 

@@ -31,6 +31,20 @@ def test_a_rate_the_members_keep_up_with_is_sustained() -> None:
     assert 950 <= result["committed_per_s"] <= 1_050 and abs(result["backlog_growth_per_s"]) < 50
 
 
+def test_a_long_latency_is_not_mistaken_for_a_growing_backlog() -> None:
+    admissions, commits = steady(1_000, 10, lag_us=3 * SECOND)
+    assert not assess(admissions, commits, 0, 10 * SECOND, 1_000)["sustained"]  # without the shift
+    result = assess(admissions, commits, 0, 10 * SECOND, 1_000, lag_us=3 * SECOND)
+    assert result["sustained"], result
+    assert 950 <= result["committed_per_s"] <= 1_050
+
+
+def test_an_overload_shows_with_the_shift_too() -> None:
+    admissions, commits = steady(1_000, 10, lag_us=150_000, capacity=700)
+    result = assess(admissions, commits, 0, 10 * SECOND, 1_000, lag_us=2 * SECOND)
+    assert not result["sustained"] and result["committed_per_s"] <= 750
+
+
 def test_a_growing_backlog_is_not_sustained() -> None:
     admissions, commits = steady(1_000, 10, lag_us=150_000, capacity=700)
     result = assess(admissions, commits, 0, 10 * SECOND, 1_000)
