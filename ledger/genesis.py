@@ -41,6 +41,7 @@ class BlockParams:
     max_block_txs: int = 2_000
     empty_block_interval_ms: int = 2_000
     clock_bound_ms: int = 5_000
+    view_timeout_ms: int = 4_000  # PBFT view timer at view 0, doubling per view; > empty_block_interval_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,12 @@ class Genesis:
             raise GenesisError(f"balances: total supply {total} exceeds {MAX_SUPPLY} micro-credits")
         _check_params(self.block_params, "block")
         _check_params(self.market_params, "market")
+        block = self.block_params
+        if block.view_timeout_ms <= block.empty_block_interval_ms:
+            raise GenesisError(
+                f"block.view_timeout_ms: {block.view_timeout_ms} must exceed block.empty_block_interval_ms "
+                f"({block.empty_block_interval_ms}), or an idle proposer would be replaced before it proposes"
+            )
 
     @property
     def total_supply(self) -> int:

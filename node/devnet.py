@@ -3,6 +3,8 @@
 Layout under the devnet directory: `node-<i>/` homes (key, genesis, config, data, log), `accounts/` with the
 funded demo key files (one provider per member, a few consumers), and `devnet.json` listing every node (name,
 home, pid, rpc url, p2p multiaddr) and account. Ports are chosen free at `init` and kept in the configs.
+Load generators may ask `init` for many more funded accounts (`load_accounts`): their key files go to
+`accounts/load/` and `devnet.json` records only their count and directory (`load_account_keys` reads them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
+from ledger.limits import MAX_GENESIS_BYTES
 from ledger.validators import ValidatorSet
 from node.commands.keys import write_key_file
 from node.config import NodeConfig
@@ -32,6 +35,8 @@ RESOURCE_CLASSES = ("vcpu", "ram-gb", "disk-gb", "gpu")
 REGIONS = ("eu-west", "eu-central", "us-east")
 CONSUMERS = 3
 ACCOUNT_FUNDS = 1_000_000_000_000  # one million credits, in micro-credits
+LOAD_ACCOUNT_FUNDS = 10_000_000_000  # ten thousand credits for each load account
+LOAD_DIR = "load"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
@@ -62,10 +67,20 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **params: Any) -> dict[str, Any]:
-    """Create a devnet of `nodes` members; refuses to overwrite an existing one."""
+def init(
+    directory: Path,
+    nodes: int,
+    *,
+    genesis_time_ms: int | None = None,
+    load_accounts: int = 0,
+    **params: Any,
+) -> dict[str, Any]:
+    """Create a devnet of `nodes` members; refuses to overwrite an existing one. `load_accounts` extra
+    accounts (none by default) are funded with `LOAD_ACCOUNT_FUNDS` each, for load generators."""
     if nodes < 4:
         raise DevnetError("a federation needs at least 4 members (it tolerates f = (n - 1) // 3 faults)")
+    if load_accounts < 0:
+        raise DevnetError("load_accounts must be 0 or more")
     if (directory / DEVNET_FILE).exists():
         raise DevnetError(
             f"{directory / DEVNET_FILE} exists; run `fedmarket devnet down` and remove {directory}"
@@ -79,16 +94,24 @@ def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **p
         accounts.append(("provider", f"provider-{i}", PrivateKey(os.urandom(32))))
     for i in range(CONSUMERS):
         accounts.append(("consumer", f"consumer-{i}", PrivateKey(os.urandom(32))))
+    loaders = [PrivateKey(os.urandom(32)) for _ in range(load_accounts)]
     genesis_value = Genesis(
         chain_id=CHAIN_ID,
         genesis_time_ms=genesis_time_ms if genesis_time_ms is not None else time.time_ns() // 1_000_000,
         validators=ValidatorSet.of([(n, k.public.raw) for n, k in zip(names, members, strict=True)]),
         resource_classes=RESOURCE_CLASSES,
         regions=REGIONS,
-        balances=tuple((k.public.raw, ACCOUNT_FUNDS) for _, _, k in accounts),
+        balances=(
+            *((k.public.raw, ACCOUNT_FUNDS) for _, _, k in accounts),
+            *((k.public.raw, LOAD_ACCOUNT_FUNDS) for k in loaders),
+        ),
         **params,
     )
     genesis_text = genesis_value.to_json()
+    if len(genesis_text) > MAX_GENESIS_BYTES:
+        raise DevnetError(
+            f"a genesis with {load_accounts} load accounts is over {MAX_GENESIS_BYTES} bytes: ask for fewer"
+        )
     ports = free_ports(2 * nodes)
     p2p_addrs = [
         f"/ip4/127.0.0.1/tcp/{ports[2 * i]}/p2p/{peer_id_of_member(k.public.raw)}"
@@ -124,9 +147,27 @@ def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **p
         account_entries.append(
             {"name": name, "role": role, "key_file": str(path.resolve()), "address": key.address}
         )
-    document = {"chain_id": CHAIN_ID, "nodes": entries, "accounts": account_entries}
+    document: dict[str, Any] = {"chain_id": CHAIN_ID, "nodes": entries, "accounts": account_entries}
+    if loaders:
+        load_dir = directory / "accounts" / LOAD_DIR
+        load_dir.mkdir()
+        for index, key in enumerate(loaders):
+            write_key_file(load_dir / f"load-{index}.key", key, force=False)
+        document["load_accounts"] = {"count": len(loaders), "directory": str(load_dir.resolve())}
     save(directory, document)
     return document
+
+
+def load_account_keys(document: dict[str, Any]) -> list[PrivateKey]:
+    """The keys of a devnet's load accounts (see `init`), in order; empty when it has none."""
+    entry = document.get("load_accounts")
+    if not entry:
+        return []
+    directory = Path(entry["directory"])
+    return [
+        PrivateKey.from_key_file((directory / f"load-{index}.key").read_text())
+        for index in range(int(entry["count"]))
+    ]
 
 
 def load(directory: Path) -> dict[str, Any]:

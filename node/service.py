@@ -54,6 +54,32 @@ class NodeService:
             for p in self.runtime.network.peers()
         ]
 
+    def metrics(self) -> api.NodeMetrics:
+        runtime = self.runtime
+        traffic = runtime.network.traffic
+        counted = runtime.metrics
+        replica = runtime.replica
+        return api.NodeMetrics(
+            signature_checks=runtime.chain.signature_checks + counted.batch_signature_checks,
+            batch_signature_checks=counted.batch_signature_checks,
+            vote_signature_checks=0 if replica is None else replica.counters["signature_checks"],
+            blocks_committed=counted.blocks_committed,
+            txs_committed=counted.txs_committed,
+            consensus_messages_sent=traffic.consensus_messages_out,
+            consensus_messages_received=traffic.consensus_messages_in,
+            network_writes=traffic.writes,
+            network_bytes_written=traffic.bytes_out,
+            consensus_writes=traffic.consensus_writes,
+            consensus_bytes_written=traffic.consensus_bytes_out,
+            gossip_writes=traffic.gossip_writes,
+            gossip_bytes_written=traffic.gossip_bytes_out,
+            request_writes=traffic.request_writes,
+            request_bytes_written=traffic.request_bytes_out,
+        )
+
+    def commit_times(self, from_height: int | None, limit: int) -> Sequence[api.CommitTime]:
+        return [api.CommitTime(*entry) for entry in self.runtime.metrics.commits_from(from_height, limit)]
+
     def head(self) -> api.Head:
         return self.views.head()
 

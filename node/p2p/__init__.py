@@ -19,6 +19,7 @@ from node.p2p.errors import (
 )
 from node.p2p.network import Network, RequestHandler, open_network
 from node.p2p.peers import PeerStatus
+from node.p2p.traffic import Traffic
 
 __all__ = [
     "PBFT_PROTOCOL",
@@ -34,6 +35,7 @@ __all__ = [
     "RequestFailed",
     "RequestHandler",
     "RequestTimeout",
+    "Traffic",
     "member_key_of_peer",
     "open_network",
     "parse_bootstrap",

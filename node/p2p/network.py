@@ -42,6 +42,7 @@ from node.p2p.gossip import decode_batch, split_into_batches
 from node.p2p.host import build_gossip, build_host, listen_multiaddr, stop_auto_connector
 from node.p2p.peers import OutgoingQueue, PeerState, PeerStatus
 from node.p2p.scoring import TokenBucket
+from node.p2p.traffic import Traffic
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class Network:
             "gossip_batches_invalid": 0,
             "relay_batches_invalid": 0,
         }
+        self.traffic = Traffic()
+        self._count_gossip_writes()
 
     # ----- identity -----
 
@@ -238,7 +241,10 @@ class Network:
             with trio.fail_after(timeout):
                 stream = await self._host.new_stream(target, [protocol])  # type: ignore[list-item]
                 try:
-                    await stream.write(encode_frame(payload))
+                    frame = encode_frame(payload)
+                    await stream.write(frame)
+                    self.traffic.request_writes += 1
+                    self.traffic.request_bytes_out += len(frame)
                     reader = FrameReader(_receive_some(stream), self.limits.max_response_bytes, timeout)
                     answer = await reader.read_frame()
                 finally:
@@ -299,6 +305,23 @@ class Network:
         return rows
 
     # ----- internals -----
+
+    def _count_gossip_writes(self) -> None:
+        """Count gossipsub's stream writes: py-libp2p writes every RPC (publishes, forwards, control) through
+        `Pubsub.write_msg`, looked up on the instance, so a wrapper there sees each one."""
+        pubsub = self._pubsub
+        write = pubsub.write_msg
+        traffic = self.traffic
+
+        async def counted(stream: INetStream, rpc_msg: rpc_pb2.RPC) -> bool:
+            written = await write(stream, rpc_msg)
+            if written:
+                size = rpc_msg.ByteSize()
+                traffic.gossip_writes += 1
+                traffic.gossip_bytes_out += size + (size.bit_length() + 6) // 7  # and the varint prefix
+            return written
+
+        pubsub.write_msg = counted  # type: ignore[method-assign]
 
     def _state(self, peer_id: str) -> PeerState:
         state = self._peers.get(peer_id)
@@ -494,13 +517,25 @@ class Network:
             except BaseException:
                 queue.restore(batch)
                 raise
-            state.counters["frames_out"] += len(batch)
-            state.counters["writes_out"] += 1
-            state.counters["bytes_out"] += len(data)
+            traffic = self.traffic
+            if queue is state.outgoing:
+                state.counters["frames_out"] += len(batch)
+                state.counters["writes_out"] += 1
+                state.counters["bytes_out"] += len(data)
+                traffic.consensus_messages_out += len(batch)
+                traffic.consensus_writes += 1
+                traffic.consensus_bytes_out += len(data)
+            else:
+                state.counters["relay_batches_out"] += len(batch)
+                state.counters["relay_writes_out"] += 1
+                state.counters["relay_bytes_out"] += len(data)
+                traffic.gossip_writes += 1
+                traffic.gossip_bytes_out += len(data)
 
     async def _serve_consensus_stream(self, stream: INetStream) -> None:
         async def deliver(state: PeerState, frame: bytes) -> None:
             assert state.member_key is not None
+            self.traffic.consensus_messages_in += 1
             await self._inbound_send.send((state.member_key, frame))
 
         await self._serve_link(stream, self.limits.max_frame_bytes, deliver)
@@ -586,8 +621,11 @@ class Network:
             if len(answer) > self.limits.max_response_bytes:
                 logger.warning("handler answer of %s bytes over the cap: not sent", len(answer))
                 return
+            frame = encode_frame(answer)
             with trio.fail_after(self.limits.write_timeout):
-                await stream.write(encode_frame(answer))
+                await stream.write(frame)
+            self.traffic.request_writes += 1
+            self.traffic.request_bytes_out += len(frame)
         except FrameError as error:
             self._on_bad_frames(state, error)
         except (NetworkError, LedgerError) as error:

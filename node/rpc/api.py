@@ -87,6 +87,37 @@ class NodeStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeMetrics:
+    """Counters since the node started; a reader takes differences between two readings."""
+
+    signature_checks: int  # ed25519 transaction signature verifications (admission, gossip, blocks)
+    batch_signature_checks: int  # those of them made on gossip and pull batches (in a worker thread)
+    vote_signature_checks: int  # consensus message signature verifications by the replica
+    blocks_committed: int
+    txs_committed: int
+    consensus_messages_sent: int
+    consensus_messages_received: int
+    network_writes: int  # stream writes of every kind: the sum of the three below
+    network_bytes_written: int
+    consensus_writes: int
+    consensus_bytes_written: int
+    gossip_writes: int
+    gossip_bytes_written: int
+    request_writes: int
+    request_bytes_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommitTime:
+    """When this node stored the block of `height` (its own wall clock, unix microseconds), with `txs`
+    transactions."""
+
+    height: int
+    time_us: int
+    txs: int
+
+
+@dataclass(frozen=True, slots=True)
 class PeerInfo:
     peer_id: str
     name: str | None
@@ -331,6 +362,8 @@ class NodeApi(Protocol):
     handlers pass one more than they show, to detect truncation): `orders` in placement (`seq`) order,
     `leases(owner)` the leases where `owner` is buyer or provider, `trades(from_height, limit)` the first
     trades at heights >= `from_height`, or the latest ones when it is None, oldest first either way.
+    `commit_times(from_height, limit)` answers the first remembered commits at heights >= `from_height` (the
+    oldest remembered when None), in height order; only recent heights are remembered.
     `submit` checks each transaction and admits it to this node's mempool, answering one `Admission` per
     transaction in order (a refused one carries its `TxRejected` or `MempoolFull`); with `wait="commit"` it
     returns only once every admitted transaction is committed, or raises `CommitTimeout` after its own bound.
@@ -340,6 +373,10 @@ class NodeApi(Protocol):
     def status(self) -> NodeStatus: ...
 
     def peers(self) -> Sequence[PeerInfo]: ...
+
+    def metrics(self) -> NodeMetrics: ...
+
+    def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]: ...
 
     def head(self) -> Head: ...
 

@@ -111,6 +111,16 @@ class _Handlers:
     async def node_peers(self, params: Params) -> Json:
         return {"peers": to_json(list(self.api.peers()))}
 
+    async def node_metrics(self, params: Params) -> Json:
+        return to_json(self.api.metrics())
+
+    async def node_commit_times(self, params: Params) -> Json:
+        from_height = params["from_height"]
+        limit = _int(params["limit"])
+        commits = self.api.commit_times(None if from_height is None else _int(from_height), limit + 1)
+        shaped, truncated = _capped(commits, limit)
+        return {"commits": shaped, "truncated": truncated}
+
     async def chain_head(self, params: Params) -> Json:
         return to_json(self.api.head())
 
@@ -255,6 +265,14 @@ def rpc_methods(api: NodeApi) -> list[Method]:
     return [
         method("node_status", h.node_status, "chain id, node name and role, height, view, proposer, peers"),
         method("node_peers", h.node_peers, "connected peers and their state"),
+        method("node_metrics", h.node_metrics, "counters of signature checks, commits, messages and writes"),
+        method(
+            "node_commit_times",
+            h.node_commit_times,
+            "when this node committed recent heights (its wall clock)",
+            Param("from_height", Int(), required=False),
+            Param("limit", Int(1, MAX_LIST_RESULTS), required=False, default=MAX_LIST_RESULTS),
+        ),
         method("chain_head", h.chain_head, "height and hash of the last committed block"),
         method("chain_block", h.chain_block, "a committed block", Param("height", Int())),
         method("chain_tx", h.chain_tx, "a committed transaction with its proof", Param("hash", _HASH)),

@@ -34,6 +34,7 @@ def test_hash_depends_on_every_section(genesis: Genesis) -> None:
         (("regions",), ["eu-west"]),
         (("market", "auction_period_blocks"), 2),
         (("block", "clock_bound_ms"), 7),
+        (("block", "view_timeout_ms"), 9_000),
         (("balances", 0, "amount"), 3),
     ]:
         changed = json.loads(json.dumps(document))
@@ -42,7 +43,7 @@ def test_hash_depends_on_every_section(genesis: Genesis) -> None:
             target = target[step]
         target[path[-1]] = value
         hashes.add(Genesis.from_json(json.dumps(changed)).hash())
-    assert len(hashes) == 7
+    assert len(hashes) == 8
 
 
 def _defect(genesis: Genesis, change: str) -> str:
@@ -80,6 +81,10 @@ def _defect(genesis: Genesis, change: str) -> str:
         del document["chain_id"]
     elif change == "bool amount":
         document["balances"][0]["amount"] = True
+    elif change == "view timeout below the empty-block interval":
+        document["block"]["view_timeout_ms"] = document["block"]["empty_block_interval_ms"]
+    elif change == "zero view timeout":
+        document["block"]["view_timeout_ms"] = 0
     return json.dumps(document)
 
 
@@ -100,6 +105,8 @@ DEFECTS = [
     ("unknown param", "fee"),
     ("missing chain id", "chain_id"),
     ("bool amount", "balances[0].amount"),
+    ("view timeout below the empty-block interval", "block.view_timeout_ms: .* must exceed"),
+    ("zero view timeout", "block.view_timeout_ms"),
 ]
 
 
@@ -114,6 +121,15 @@ def test_parameters_default_when_absent(genesis: Genesis) -> None:
     del document["block"], document["market"]
     parsed = Genesis.from_json(json.dumps(document))
     assert parsed.market_params.auction_period_blocks >= 1 and parsed.block_params.max_block_txs >= 1
+    assert parsed.block_params.view_timeout_ms == 4_000
+
+
+def test_view_timeout_is_configurable_and_round_trips(genesis: Genesis) -> None:
+    document = json.loads(genesis.to_json())
+    document["block"] = {"empty_block_interval_ms": 500, "view_timeout_ms": 1_500}
+    parsed = Genesis.from_json(json.dumps(document))
+    assert parsed.block_params.view_timeout_ms == 1_500
+    assert Genesis.from_json(parsed.to_json()) == parsed
 
 
 def test_supply_just_below_the_cap_is_accepted(genesis: Genesis) -> None:

@@ -61,6 +61,11 @@ async def test_members_exchange_messages_in_order_batched(member_configs, federa
             writes = sum(row.counters.get("writes_out", 0) for row in rows)
             assert frames == 4 * expected
             assert writes < frames / 4, "messages should be batched many per write"
+            # The network-wide counters agree with the per-peer ones (keep-alives are writes too).
+            assert sum(network.traffic.consensus_messages_out for network in networks) == frames
+            assert sum(network.traffic.consensus_messages_in for network in networks) == frames
+            assert sum(network.traffic.consensus_writes for network in networks) >= writes
+            assert all(n.traffic.consensus_bytes_out > MESSAGES_PER_PEER * 4 * 6 for n in networks)
         # leaving the block closed every host within the bound above
 
 

@@ -31,6 +31,9 @@ async def test_tx_batches_reach_the_other_members(member_configs, federation, wa
                         if len(received) == len(txs):
                             break
                 assert sorted(received) == txs, "every transaction once (batches may arrive in any order)"
+            # Every batch was written to both other members (forwards and control messages come on top).
+            assert publisher.traffic.gossip_writes >= 2 * batches
+            assert publisher.traffic.gossip_bytes_out > 2 * sum(map(len, txs))
             with pytest.raises(GossipBatchTooLarge, match="cannot be gossiped"):
                 await publisher.publish_txs([b"small", bytes(publisher.limits.max_gossip_batch_bytes)])
             with pytest.raises(GossipBatchTooLarge):
@@ -91,6 +94,9 @@ async def test_request_response_answers_and_times_out(member_configs, federation
             answer = await client.request(server.local_peer_id, SYNC, b"height 7", timeout=5.0)
             assert answer == b"7 thgieh" * 1000
             assert asked_by == [client.local_peer_id]
+            assert (client.traffic.request_writes, server.traffic.request_writes) == (1, 1)
+            assert client.traffic.request_bytes_out > len(b"height 7")
+            assert server.traffic.request_bytes_out > len(answer)
             with trio.fail_after(3):
                 with pytest.raises(RequestTimeout):
                     await client.request(server.local_peer_id, "/fedmarket/silent/1.0.0", b"?", timeout=0.5)

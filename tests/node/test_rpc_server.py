@@ -26,6 +26,7 @@ from node.rpc.api import (
     BookInfo,
     BookLevel,
     CertificateInfo,
+    CommitTime,
     CommitTimeout,
     GenesisInfo,
     Head,
@@ -34,6 +35,7 @@ from node.rpc.api import (
     LeaseInfo,
     MarketInfo,
     MempoolFull,
+    NodeMetrics,
     NodeStatus,
     NotFound,
     OfferInfo,
@@ -113,6 +115,14 @@ class CannedNode:
 
     def peers(self) -> Sequence[PeerInfo]:
         return [PeerInfo("12D3KooWpeer", "dc-berlin", True, True, 10, {"frames_in": 4})]
+
+    def metrics(self) -> NodeMetrics:
+        return NodeMetrics(1200, 900, 96, 12, 1200, 108, 107, 150, 402_113, 90, 61_200, 55, 339_913, 5, 1_000)
+
+    def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]:
+        remembered = [CommitTime(h, 1_700_000_000_000_000 + 7_000 * h, 10 * h) for h in range(3, 9)]
+        start = 0 if from_height is None else from_height
+        return [c for c in remembered if c.height >= start][:limit]
 
     def head(self) -> Head:
         return Head(1, b"\xbb" * 32, HEADER.timestamp_ms)
@@ -332,6 +342,15 @@ CONFORMANCE = [
     ("negative height", call("chain_block", {"height": -1}), (1, -32602)),
     ("integer beyond 2^53", call("chain_block", {"height": 2**53}), (1, -32602)),
     ("extra unknown param", call("node_status", {"verbose": True}), (1, -32602)),
+    ("metrics take no params", call("node_metrics", {"since": 1}), (1, -32602)),
+    ("commit times from a negative height", call("node_commit_times", {"from_height": -1}), (1, -32602)),
+    ("commit times limit zero", call("node_commit_times", {"limit": 0}), (1, -32602)),
+    (
+        "commit times limit over the cap",
+        call("node_commit_times", {"limit": MAX_LIST_RESULTS + 1}),
+        (1, -32602),
+    ),
+    ("commit times from a float", call("node_commit_times", {"from_height": 2.0}), (1, -32602)),
     ("positional params", call("chain_block", [1]), (1, -32602)),
     ("hex with odd digits", call("chain_tx", {"hash": "a" * 63}), (1, -32602)),
     ("hex not hex", call("chain_tx", {"hash": "zz" * 32}), (1, -32602)),
@@ -552,6 +571,45 @@ async def test_status_and_chain_queries(client: httpx.AsyncClient) -> None:
     assert validators["members"] == [{"index": 0, "name": "dc-paris", "address": alice}]
     genesis = await result_of(client, "chain_genesis")
     assert genesis == {"hash": "44" * 32, "document": {"chain_id": "fm-test", "regions": ["eu-west"]}}
+
+
+async def test_node_metrics_are_named_integer_counters(client: httpx.AsyncClient) -> None:
+    metrics = await result_of(client, "node_metrics")
+    assert metrics == {
+        "signature_checks": 1200,
+        "batch_signature_checks": 900,
+        "vote_signature_checks": 96,
+        "blocks_committed": 12,
+        "txs_committed": 1200,
+        "consensus_messages_sent": 108,
+        "consensus_messages_received": 107,
+        "network_writes": 150,
+        "network_bytes_written": 402_113,
+        "consensus_writes": 90,
+        "consensus_bytes_written": 61_200,
+        "gossip_writes": 55,
+        "gossip_bytes_written": 339_913,
+        "request_writes": 5,
+        "request_bytes_written": 1_000,
+    }
+    assert await result_of(client, "node_metrics", []) == metrics
+
+
+async def test_commit_times_page_forward_in_height_order(client: httpx.AsyncClient) -> None:
+    first = await result_of(client, "node_commit_times", {"limit": 2})
+    assert first == {
+        "commits": [
+            {"height": 3, "time_us": 1_700_000_000_021_000, "txs": 30},
+            {"height": 4, "time_us": 1_700_000_000_028_000, "txs": 40},
+        ],
+        "truncated": True,
+    }
+    rest = await result_of(client, "node_commit_times", {"from_height": 5})
+    assert [c["height"] for c in rest["commits"]] == [5, 6, 7, 8] and rest["truncated"] is False
+    assert await result_of(client, "node_commit_times", {"from_height": 99}) == {
+        "commits": [],
+        "truncated": False,
+    }
 
 
 async def test_account_amounts_are_exact_integers(client: httpx.AsyncClient) -> None:
