@@ -1,8 +1,9 @@
 """The mempool: transactions admitted by this node and not yet committed.
 
-Admission runs the cheap stateless checks first (size, canonical decoding, chain id), then the signature
-(once per transaction: the verified hash goes to the chain's cache, so block validation does not check it
-again), then the stateful check against the committed state (nonce not used, funds). Admitted transactions
+Admission runs the cheap stateless checks first (size, canonical decoding, chain id: `check_envelope`), then
+the node checks the signature (once per transaction, in a worker thread: `node.verifier`; the verified hash
+goes to the chain's cache, so block validation does not check it again), then the stateful check against the
+committed state (nonce not used, funds: `admit`). Admitted transactions
 are deduplicated by hash and by (sender, nonce). Limits: `max_txs` in all, `max_per_account` per sender.
 Eviction rule: none. A full mempool refuses new transactions (`MempoolFull`) instead of dropping admitted
 ones, because a client told "admitted" must not see its transaction vanish silently; committed or stale
@@ -15,10 +16,10 @@ removed, so they are proposed again after a view change.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ledger.errors import DecodeError, InvalidSignature
+from ledger.errors import DecodeError
 from ledger.limits import MAX_TX_BYTES
 from ledger.receipts import TxRejected
 from ledger.state import LedgerState
@@ -52,7 +53,6 @@ class _Entry:
 class Mempool:
     chain_id: str
     config: MempoolConfig
-    verify: Callable[[Transaction], None]
     _entries: dict[bytes, _Entry] = field(default_factory=dict)
     _by_sender: dict[bytes, dict[int, bytes]] = field(default_factory=dict)
     _seq: int = 0
@@ -70,8 +70,8 @@ class Mempool:
         entry = self._entries.get(tx_hash)
         return None if entry is None else entry.tx
 
-    def decode(self, raw: bytes) -> Transaction:
-        """Stateless checks: size, canonical decoding, chain id, signature."""
+    def check_envelope(self, raw: bytes) -> Transaction:
+        """Stateless checks but the signature: size, canonical decoding, chain id."""
         if len(raw) > MAX_TX_BYTES:
             raise MempoolRejected("TOO_LARGE", f"transaction of {len(raw)} bytes exceeds {MAX_TX_BYTES}")
         try:
@@ -80,10 +80,6 @@ class Mempool:
             raise MempoolRejected("MALFORMED", str(exc)) from None
         if tx.chain_id != self.chain_id:
             raise MempoolRejected("WRONG_CHAIN", f"transaction is for chain {tx.chain_id!r}")
-        try:
-            self.verify(tx)
-        except InvalidSignature as exc:
-            raise MempoolRejected("BAD_SIGNATURE", str(exc)) from None
         return tx
 
     def admit(self, tx: Transaction, state: LedgerState, now_ms: int) -> bool:

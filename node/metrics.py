@@ -19,9 +19,6 @@ COMMIT_RING_HEIGHTS = 10_000
 class NodeMetrics:
     blocks_committed: int = 0
     txs_committed: int = 0
-    # Transaction signatures verified outside the chain (gossip and pull batches, in a worker thread); the
-    # chain counts its own (`Chain.signature_checks`).
-    batch_signature_checks: int = 0
     commit_times: deque[tuple[int, int, int]] = field(
         default_factory=lambda: deque(maxlen=COMMIT_RING_HEIGHTS)
     )

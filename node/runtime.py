@@ -38,11 +38,11 @@ from consensus.events import (
     Tick,
     ViewChanged,
 )
-from consensus.messages import Decided
+from consensus.messages import Decided, NewView, PrePrepare, decode_message
 from consensus.replica import Replica
 from ledger.block import Block
-from ledger.chain import Chain
-from ledger.errors import LedgerError
+from ledger.chain import Chain, tx_hash_of
+from ledger.errors import DecodeError, LedgerError
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.tx import Transaction
@@ -60,6 +60,7 @@ from node.txpull import (
     hashes_request,
 )
 from node.txpull import serve as serve_txpull
+from node.verifier import TxVerifier
 
 logger = logging.getLogger("fedmarket.node")
 
@@ -91,6 +92,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def replica_config(genesis: Genesis) -> ReplicaConfig:
+    """The replica's configuration: members, signature checks and view timeout all come from genesis."""
+    validators = genesis.validators
+    return ReplicaConfig(
+        genesis.chain_id,
+        validators,
+        Ed25519Verifier(validators),
+        base_timeout_ms=genesis.block_params.view_timeout_ms,
+    )
+
+
 @dataclass
 class NodeRuntime:
     config: NodeConfig
@@ -99,6 +111,7 @@ class NodeRuntime:
     chain: Chain
     network: Network
     mempool: Mempool = field(init=False)
+    verifier: TxVerifier = field(init=False)
     metrics: NodeMetrics = field(init=False, default_factory=NodeMetrics)
     replica: Replica | None = field(init=False, default=None)
     syncing: bool = field(init=False, default=False)
@@ -118,7 +131,8 @@ class NodeRuntime:
 
     def __post_init__(self) -> None:
         self._events, self._event_inbox = trio.open_memory_channel(EVENT_QUEUE)
-        self.mempool = Mempool(self.genesis.chain_id, self.config.mempool, self.chain.verify_tx)
+        self.mempool = Mempool(self.genesis.chain_id, self.config.mempool)
+        self.verifier = TxVerifier(self.chain)
         if not self.config.observer:
             self.replica = self._make_replica()
 
@@ -135,15 +149,8 @@ class NodeRuntime:
             certificate = store.certificate(head.height)
             if block is not None and certificate is not None:
                 last_decided = Decided(block, certificate)
-        validators = self.genesis.validators
-        config = ReplicaConfig(
-            self.genesis.chain_id,
-            validators,
-            Ed25519Verifier(validators),
-            base_timeout_ms=self.genesis.block_params.view_timeout_ms,
-        )
         return Replica(
-            config,
+            replica_config(self.genesis),
             Ed25519Signer(self.key),
             self._validate,
             next_height=head.height + 1,
@@ -225,6 +232,7 @@ class NodeRuntime:
                 actions = replica.tick(event.now_ms) if event.now_ms >= self._timer_at else []
                 actions += self._housekeeping(event.now_ms)
             elif isinstance(event, MessageReceived):
+                await self._verify_proposed_txs(event)
                 before = [replica.counters[name] for name in PEER_FAULTS]
                 actions = replica.step(event)
                 for (name, points), count in zip(PEER_FAULTS.items(), before, strict=True):
@@ -233,6 +241,34 @@ class NodeRuntime:
             else:
                 actions = replica.step(event)
             await self._execute(actions)
+
+    async def _verify_proposed_txs(self, event: MessageReceived) -> None:
+        """Check the signatures of the transactions a proposal brings that this member has not verified yet,
+        in worker threads, before the replica validates it (which would check them one by one on the event
+        loop). Only for a proposal of the current height from its proposer: anyone else's costs nothing."""
+        replica = self.replica
+        assert replica is not None
+        try:
+            message = decode_message(event.data)
+        except DecodeError:
+            return  # the replica drops it and counts the fault
+        if isinstance(message, NewView):
+            message = message.pre_prepare
+        if not isinstance(message, PrePrepare):
+            return
+        vote = message.vote
+        proposer = self.genesis.validators.proposer(vote.height, vote.view).public_key.raw
+        if vote.height != replica.height or not vote.signer == event.sender == proposer:
+            return
+        try:
+            block = self._block(message.block)
+            unverified = [
+                Transaction.decode(raw) for raw in block.txs if not self.chain.is_verified(tx_hash_of(raw))
+            ]
+        except DecodeError:
+            return
+        if unverified:
+            await self.verifier.verify(unverified)
 
     def _poke_proposer(self) -> None:
         """New transactions while this member waits to propose: propose now, not at the next tick."""
@@ -409,15 +445,21 @@ class NodeRuntime:
             await self._admit_from_peer(peer_id, raws, "gossip batch")
 
     async def _admit_from_peer(self, peer_id: str, raws: Sequence[bytes], what: str) -> None:
-        """Verify a peer's transactions in a worker thread, then admit them; invalid ones cost it score."""
-        checked = await trio.to_thread.run_sync(self._decode_batch, raws)
+        """Check a peer's transactions (signatures in worker threads), then admit them; invalid ones cost
+        it score."""
+        txs: list[Transaction] = []
         bad = 0
+        for raw in raws:
+            try:
+                txs.append(Transaction.decode(raw))
+            except DecodeError:
+                bad += 1
+        valid = await self.verifier.verify(txs)
         now = now_ms()
-        for tx in checked:
-            if tx is None:
+        for tx, ok in zip(txs, valid, strict=True):
+            if not ok:
                 bad += 1
                 continue
-            self.chain.mark_verified(tx)
             try:
                 self.mempool.admit(tx, self.chain.state, now)
             except MempoolRejected:
@@ -456,27 +498,6 @@ class NodeRuntime:
             logger.info("pulled %d missing transactions from %s", len(raws), peer_id)
             await self._admit_from_peer(peer_id, raws, "pull answer")
 
-    def _decode_batch(self, raws: Sequence[bytes]) -> list[Transaction | None]:
-        """Decode and verify in a worker thread (pynacl releases the GIL); touches no shared state."""
-        out: list[Transaction | None] = []
-        checks = 0
-        for raw in raws:
-            try:
-                tx = Transaction.decode(raw)
-                if self.chain.is_verified(tx.hash) or tx.hash in self.mempool:
-                    out.append(tx)
-                    continue
-                checks += 1
-                tx.verify_signature(self.genesis.chain_id)
-            except LedgerError:
-                out.append(None)
-                continue
-            out.append(tx)
-        # One add per batch. Two worker threads may get here at once; CPython 3.11 switches threads only at
-        # bytecodes that check for it, never inside this integer add, so no update is lost.
-        self.metrics.batch_signature_checks += checks
-        return out
-
     async def _gossip_flush(self) -> None:
         """Send new transactions as soon as there are any, then gather for GOSSIP_BATCH_S; every
         REGOSSIP_SCAN_MS, add the transactions pending for REGOSSIP_AGE_MS (once each)."""
@@ -502,17 +523,39 @@ class NodeRuntime:
                 logger.warning("gossip of %d transactions failed: %s", len(batch), exc)
             await trio.sleep(GOSSIP_BATCH_S)
 
-    def admit(self, raw: bytes) -> Transaction:
-        """Check and admit one client transaction; raises `MempoolRejected`."""
-        tx = self.mempool.decode(raw)
-        if self.chain.store.tx_location(tx.hash) is not None:
-            return tx
-        if self.mempool.admit(tx, self.chain.state, now_ms()):
-            self._poke_proposer()
-            if len(self._gossip_out) < MAX_GOSSIP_BUFFER:
+    async def admit(self, raws: Sequence[bytes]) -> list[Transaction | MempoolRejected]:
+        """Check and admit client transactions, in order: each one's transaction, or why it was refused."""
+        outcomes: list[Transaction | MempoolRejected] = []
+        for raw in raws:
+            try:
+                outcomes.append(self.mempool.check_envelope(raw))
+            except MempoolRejected as exc:
+                outcomes.append(exc)
+        decoded = [tx for tx in outcomes if isinstance(tx, Transaction)]
+        valid = dict(zip((tx.hash for tx in decoded), await self.verifier.verify(decoded), strict=True))
+        store = self.chain.store
+        now = now_ms()
+        admitted_any = False
+        for index, tx in enumerate(outcomes):
+            if not isinstance(tx, Transaction):
+                continue
+            if not valid[tx.hash]:
+                outcomes[index] = MempoolRejected("BAD_SIGNATURE", "the signature does not verify")
+                continue
+            if store.tx_location(tx.hash) is not None:
+                continue
+            try:
+                admitted = self.mempool.admit(tx, self.chain.state, now)
+            except MempoolRejected as exc:
+                outcomes[index] = exc
+                continue
+            admitted_any = admitted_any or admitted
+            if admitted and len(self._gossip_out) < MAX_GOSSIP_BUFFER:
                 self._gossip_out.append(tx.encoded)
                 self._gossip_ready.set()
-        return tx
+        if admitted_any:
+            self._poke_proposer()
+        return outcomes
 
     async def wait_committed(self, tx_hashes: Sequence[bytes], timeout_s: float = COMMIT_WAIT_S) -> bool:
         """Wait until every hash is committed; False on timeout."""

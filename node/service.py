@@ -60,8 +60,8 @@ class NodeService:
         counted = runtime.metrics
         replica = runtime.replica
         return api.NodeMetrics(
-            signature_checks=runtime.chain.signature_checks + counted.batch_signature_checks,
-            batch_signature_checks=counted.batch_signature_checks,
+            signature_checks=runtime.chain.signature_checks + runtime.verifier.checks,
+            worker_signature_checks=runtime.verifier.checks,
             vote_signature_checks=0 if replica is None else replica.counters["signature_checks"],
             blocks_committed=counted.blocks_committed,
             txs_committed=counted.txs_committed,
@@ -98,17 +98,14 @@ class NodeService:
     async def submit(self, txs: Sequence[bytes], wait: api.Wait) -> Sequence[api.Admission]:
         admitted: list[bytes] = []
         outcomes: list[tuple[bytes, api.TxRejected | api.MempoolFull | None]] = []
-        for raw in txs:
-            try:
-                tx = self.runtime.admit(raw)
-            except PoolFull as exc:
-                outcomes.append((b"", api.MempoolFull(exc.reason)))
-                continue
-            except MempoolRejected as exc:
-                outcomes.append((b"", api.TxRejected(exc.code, exc.reason)))
-                continue
-            admitted.append(tx.hash)
-            outcomes.append((tx.hash, None))
+        for outcome in await self.runtime.admit(txs):
+            if isinstance(outcome, PoolFull):
+                outcomes.append((b"", api.MempoolFull(outcome.reason)))
+            elif isinstance(outcome, MempoolRejected):
+                outcomes.append((b"", api.TxRejected(outcome.code, outcome.reason)))
+            else:
+                admitted.append(outcome.hash)
+                outcomes.append((outcome.hash, None))
         if wait == "commit" and admitted:
             started = now_ms()
             if not await self.runtime.wait_committed(admitted):

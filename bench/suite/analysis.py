@@ -124,7 +124,7 @@ def costs(
     blocks = delta(reference, "blocks_committed")
     per_tx, per_block = max(txs, 1), max(blocks, 1)
     sig_per_tx = [delta(i, "signature_checks") / max(delta(i, "txs_committed"), 1) for i in nodes]
-    batch_per_tx = [delta(i, "batch_signature_checks") / max(delta(i, "txs_committed"), 1) for i in nodes]
+    worker_per_tx = [delta(i, "worker_signature_checks") / max(delta(i, "txs_committed"), 1) for i in nodes]
     node_cpu = sum(after["cpu_s"][i] - before["cpu_s"][i] for i in nodes)
     seconds = after["time"] - before["time"]
     return {
@@ -138,7 +138,7 @@ def costs(
         "suite_process_cpu_us_per_tx": (after["own_cpu_s"] - before["own_cpu_s"]) * 1e6 / per_tx,
         "sig_checks_per_tx_per_node": statistics.fmean(sig_per_tx) if sig_per_tx else 0.0,
         "sig_checks_per_tx_by_node": sig_per_tx,
-        "batch_sig_checks_per_tx_by_node": batch_per_tx,
+        "worker_sig_checks_per_tx_by_node": worker_per_tx,
         "writes_per_tx": sum(delta(i, "network_writes") for i in nodes) / per_tx,
         "bytes_per_tx": sum(delta(i, "network_bytes_written") for i in nodes) / per_tx,
         "writes_per_tx_by_kind": {

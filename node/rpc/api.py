@@ -91,7 +91,7 @@ class NodeMetrics:
     """Counters since the node started; a reader takes differences between two readings."""
 
     signature_checks: int  # ed25519 transaction signature verifications (admission, gossip, blocks)
-    batch_signature_checks: int  # those of them made on gossip and pull batches (in a worker thread)
+    worker_signature_checks: int  # those of them made in worker threads (`node.verifier`)
     vote_signature_checks: int  # consensus message signature verifications by the replica
     blocks_committed: int
     txs_committed: int

@@ -75,7 +75,7 @@ def test_costs_are_per_committed_transaction_and_block() -> None:
             "txs_committed": txs,
             "blocks_committed": txs // 100,
             "signature_checks": checks,
-            "batch_signature_checks": checks // 2,
+            "worker_signature_checks": checks // 2,
             "network_writes": writes,
             "network_bytes_written": 10 * writes,
             "consensus_messages_sent": messages,

@@ -40,9 +40,9 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert all(code.endswith(":0") for code in latency["receipts"] if code.startswith("transfer"))
         costs = step["costs"]
         assert costs["txs"] > 0 and costs["blocks"] > 0
-        # Goal 1.0. Up to about 1.4 is seen today: a gossip batch still being verified in the worker thread
-        # is verified again if its block arrives meanwhile. Below 0.9 or above 2 is a counting bug.
-        assert 0.9 <= costs["sig_checks_per_tx_per_node"] <= 2.0, costs["sig_checks_per_tx_by_node"]
+        # Each member checks each signature once (the verifier joins concurrent checks of one transaction);
+        # the window's edges can split a block's transactions from their checks by a little.
+        assert 0.95 <= costs["sig_checks_per_tx_per_node"] <= 1.05, costs["sig_checks_per_tx_by_node"]
         assert costs["node_cpu_us_per_tx"] > 0 and costs["generator_cpu_us_per_tx"] > 0
         assert costs["writes_per_tx"] > 0 and costs["bytes_per_tx"] > 0 and costs["messages_per_block"] > 0
     assert len(report["latency_steps"]) == 3

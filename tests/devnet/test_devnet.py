@@ -98,6 +98,30 @@ def test_transactions_to_different_members_commit_and_every_member_agrees(networ
         assert '"mode": "light"' in verified.stdout
 
 
+def test_each_member_checks_each_transaction_signature_once(network: Any) -> None:
+    metrics_before = [network.client(i).call("node_metrics") for i in ALL]
+    senders = ["consumer-0", "consumer-1", "consumer-2", "provider-1"]
+    raws = [network.transfer(sender, "provider-2", 7, via=index) for index, sender in enumerate(senders)]
+    forged = raws[0][:-1] + bytes([raws[0][-1] ^ 1])
+    refused = network.client(0).call("tx_submit", {"txs": [forged.hex()], "wait": "none"})["results"]
+    assert refused[0]["error"]["data"]["reason_code"] == "BAD_SIGNATURE", refused
+    hashes = [network.submit(index, raw)["hash"] for index, raw in enumerate(raws)]
+
+    def committed_everywhere() -> bool:
+        try:
+            return all(network.client(i).call("chain_tx", {"hash": h}) for i in ALL for h in hashes)
+        except RpcError:
+            return False
+
+    network.wait_for(committed_everywhere, "the four transactions to commit on every member")
+    for index in ALL:
+        before, after = metrics_before[index], network.client(index).call("node_metrics")
+        assert after["txs_committed"] - before["txs_committed"] == len(raws)
+        checks = len(raws) + (1 if index == 0 else 0)  # member 0 also checked the forged one
+        assert after["signature_checks"] - before["signature_checks"] == checks, index
+        assert after["worker_signature_checks"] - before["worker_signature_checks"] == checks, index
+
+
 def test_full_verification_passes_on_a_data_dir_and_fails_on_an_altered_block(
     network: Any, tmp_path: Path
 ) -> None:

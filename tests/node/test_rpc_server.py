@@ -577,7 +577,7 @@ async def test_node_metrics_are_named_integer_counters(client: httpx.AsyncClient
     metrics = await result_of(client, "node_metrics")
     assert metrics == {
         "signature_checks": 1200,
-        "batch_signature_checks": 900,
+        "worker_signature_checks": 900,
         "vote_signature_checks": 96,
         "blocks_committed": 12,
         "txs_committed": 1200,

@@ -1,30 +1,29 @@
-"""The runtime's configuration from genesis and its counters, on a real chain with a stand-in network."""
+"""What the runtime takes from genesis, what it counts, and the worker-thread signature checks, on a real
+chain in a temporary directory."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+import trio
 
 from ledger.chain import Chain
 from ledger.genesis import BlockParams, Genesis
 from ledger.keys import PrivateKey
 from ledger.tx import Transaction, Transfer, sign_transaction
 from ledger.validators import ValidatorSet
-from node.config import NodeConfig
 from node.metrics import COMMIT_RING_HEIGHTS, NodeMetrics
-from node.p2p import Traffic
-from node.runtime import NodeRuntime
-from node.service import NodeService
+from node.runtime import replica_config
+from node.verifier import TxVerifier
 
 CHAIN = "runtime-test"
 MEMBERS = [PrivateKey(bytes([i + 1]) * 32) for i in range(4)]
 ALICE, BOB = (PrivateKey(bytes([40 + i]) * 32) for i in range(2))
 
 
-def make_genesis(block_params: BlockParams) -> Genesis:
+def make_genesis(block_params: BlockParams | None = None) -> Genesis:
     return Genesis(
         chain_id=CHAIN,
         genesis_time_ms=1_000_000,
@@ -32,73 +31,49 @@ def make_genesis(block_params: BlockParams) -> Genesis:
         resource_classes=("vcpu",),
         regions=("eu-west",),
         balances=((ALICE.public.raw, 10**9), (BOB.public.raw, 10**9)),
-        block_params=block_params,
+        block_params=block_params or BlockParams(),
     )
 
 
-class StandInNetwork:
-    """What `NodeService.metrics` reads of the network; nothing else is used by these tests."""
-
-    def __init__(self) -> None:
-        self.traffic = Traffic(
-            consensus_messages_out=7, consensus_writes=2, gossip_writes=3, request_writes=1
-        )
-        self.traffic.gossip_bytes_out = 300
-
-
-def transfer(nonce: int) -> Transaction:
-    return sign_transaction(ALICE, CHAIN, nonce, Transfer(BOB.public.raw, 1))
+def transfer(nonce: int, chain: str = CHAIN) -> Transaction:
+    return sign_transaction(ALICE, chain, nonce, Transfer(BOB.public.raw, 1))
 
 
 @pytest.fixture
-def make_runtime(tmp_path: Path) -> Iterator[Any]:
-    chains: list[Chain] = []
-
-    def build(block_params: BlockParams | None = None) -> NodeRuntime:
-        genesis = make_genesis(block_params or BlockParams())
-        chain = Chain.open(tmp_path / f"data-{len(chains)}", genesis)
-        chains.append(chain)
-        config = NodeConfig(name="m0", home=tmp_path)
-        return NodeRuntime(config, genesis, MEMBERS[0], chain, StandInNetwork())  # type: ignore[arg-type]
-
+def chain(tmp_path: Path) -> Iterator[Chain]:
+    opened = Chain.open(tmp_path / "data", make_genesis())
     try:
-        yield build
+        yield opened
     finally:
-        for chain in chains:
-            chain.close()
+        opened.close()
 
 
-def test_view_timeout_comes_from_genesis(make_runtime: Any) -> None:
-    runtime = make_runtime(BlockParams(empty_block_interval_ms=500, view_timeout_ms=1_250))
-    assert runtime.replica is not None
-    assert runtime.replica.config.base_timeout_ms == 1_250
-    assert make_runtime().replica.config.base_timeout_ms == 4_000
+def test_view_timeout_comes_from_genesis() -> None:
+    params = BlockParams(empty_block_interval_ms=500, view_timeout_ms=1_250)
+    assert replica_config(make_genesis(params)).base_timeout_ms == 1_250
+    assert replica_config(make_genesis()).base_timeout_ms == 4_000
 
 
-def test_each_transaction_signature_is_counted_once_wherever_it_is_checked(make_runtime: Any) -> None:
-    runtime = make_runtime()
-    first, second, third = transfer(0), transfer(1), transfer(2)
-    runtime.chain.verify_tx(first)
-    runtime.chain.verify_tx(first)  # cached: not checked again
-    assert runtime.chain.signature_checks == 1
-    checked = runtime._decode_batch([first.encoded, second.encoded, third.encoded, b"garbage"])
-    assert [tx is not None for tx in checked] == [True, True, True, False]
-    assert runtime.metrics.batch_signature_checks == 2
-    metrics = NodeService(runtime).metrics()
-    assert metrics.signature_checks == 3 and metrics.batch_signature_checks == 2
-    assert metrics.consensus_messages_sent == 7 and metrics.network_writes == 6
-    assert metrics.gossip_bytes_written == 300 and metrics.network_bytes_written == 300
+async def test_the_verifier_checks_each_signature_once_even_when_asked_twice_at_once(chain: Chain) -> None:
+    verifier = TxVerifier(chain)
+    good = [transfer(nonce) for nonce in range(20)]
+    foreign = transfer(99, chain="another-chain")
+    forged = Transaction.decode(good[0].encoded[:-1] + bytes([good[0].encoded[-1] ^ 1]))
+    results: list[list[bool]] = []
 
+    async def ask(txs: list[Transaction]) -> None:
+        results.append(await verifier.verify(txs))
 
-def test_commits_are_counted_and_timed(make_runtime: Any) -> None:
-    runtime = make_runtime()
-    txs = [transfer(0), transfer(1)]
-    block, _ = runtime.chain.build_block(txs, 2_000_000, MEMBERS[0].public.raw)
-    runtime._after_commit(block, txs)
-    metrics = NodeService(runtime).metrics()
-    assert (metrics.blocks_committed, metrics.txs_committed) == (1, 2)
-    (commit,) = NodeService(runtime).commit_times(None, 10)
-    assert commit.height == 1 and commit.txs == 2 and commit.time_us > 1_600_000_000 * 10**6
+    async with trio.open_nursery() as nursery:  # a relayed batch and a proposal racing for the same txs
+        nursery.start_soon(ask, [*good, foreign])
+        nursery.start_soon(ask, [forged, *reversed(good)])
+    assert sorted(map(len, results)) == [21, 21]
+    assert sorted(results, key=lambda r: r[0]) == [[False] + [True] * 20, [True] * 20 + [False]]
+    assert verifier.checks == 22  # 20 good ones once, the foreign and the forged one
+    assert await verifier.verify(good) == [True] * 20
+    assert verifier.checks == 22, "verified transactions are not checked again"
+    chain.verify_tx(good[3])  # block validation finds it in the cache
+    assert chain.signature_checks == 0
 
 
 def test_commit_ring_keeps_the_most_recent_heights() -> None:
