@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import trio
@@ -31,8 +30,9 @@ from node.runtime import NodeRuntime
 from node.service import NodeService
 
 STATUS_FILE = "status.json"
-# A file path: run the node under cProfile and write its stats there. The profile counts the main thread's CPU
-# time, not wall time: on a busy machine, wall time charges a system call for the other processes it lets run.
+# A file path: run the node under cProfile and write its stats there. The profile counts wall time (a CPU-time
+# clock is a system call per profiled call, which slowed a node so much that it missed its proposals); on a
+# busy machine a system call is charged for the other processes that ran meanwhile.
 PROFILE_ENV = "FEDMARKET_PROFILE"
 SHUTDOWN_BOUND_S = 5.0
 # Signature checks run in worker threads and take the GIL back after each signature (pynacl releases it while
@@ -125,7 +125,7 @@ def main(home: Path, observer: bool) -> int:
     setup_logging(config)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     profile_path = os.environ.get(PROFILE_ENV)
-    profiler = cProfile.Profile(time.thread_time) if profile_path else None
+    profiler = cProfile.Profile() if profile_path else None
     try:
         if profiler is None:
             trio.run(run_node, config, genesis, key)
