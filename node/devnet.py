@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,17 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **params: Any) -> dict[str, Any]:
-    """Create a devnet of `nodes` members; refuses to overwrite an existing one."""
+def init(
+    directory: Path,
+    nodes: int,
+    *,
+    genesis_time_ms: int | None = None,
+    extra_funded: Sequence[bytes] = (),
+    **params: Any,
+) -> dict[str, Any]:
+    """Create a devnet of `nodes` members; refuses to overwrite an existing one. `extra_funded` are more
+    addresses (raw public keys) that genesis funds like the demo accounts, with no key file written
+    (benchmarks sign with keys they hold); they are not listed in devnet.json."""
     if nodes < 4:
         raise DevnetError("a federation needs at least 4 members (it tolerates f = (n - 1) // 3 faults)")
     if (directory / DEVNET_FILE).exists():
@@ -85,7 +94,9 @@ def init(directory: Path, nodes: int, *, genesis_time_ms: int | None = None, **p
         validators=ValidatorSet.of([(n, k.public.raw) for n, k in zip(names, members, strict=True)]),
         resource_classes=RESOURCE_CLASSES,
         regions=REGIONS,
-        balances=tuple((k.public.raw, ACCOUNT_FUNDS) for _, _, k in accounts),
+        balances=tuple(
+            (address, ACCOUNT_FUNDS) for address in [*(k.public.raw for _, _, k in accounts), *extra_funded]
+        ),
         **params,
     )
     genesis_text = genesis_value.to_json()
