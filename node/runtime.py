@@ -67,6 +67,8 @@ EVENT_QUEUE = 4_096
 TICK_INTERVAL_S = 0.05
 GOSSIP_FLUSH_S = 0.02
 SYNC_TIMEOUT_S = 10.0
+FETCH_AHEAD_BLOCKS = 2 * MAX_SYNC_BLOCKS  # the fetcher runs at most this far beyond the applied head
+FETCH_POLL_S = 0.01
 # Catch-up applies certified blocks in groups, each in one synced write (about 1 ms), and lets other tasks run
 # between groups: each of them moves one step per group, and a peer that hears nothing from us (not even a
 # keepalive) for `read_timeout` drops the connection. A thousand transactions are some 30-100 ms of work.
@@ -116,6 +118,7 @@ class NodeRuntime:
     _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
     _fetching: bool = field(init=False, default=False)
     _fetched: dict[int, Block] = field(init=False, default_factory=dict)  # decoded blocks awaiting delivery
+    _sync_turn: int = field(init=False, default=0)
     _nursery: trio.Nursery | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -328,28 +331,61 @@ class NodeRuntime:
         self._nursery.start_soon(self._fetch, action)
 
     async def _fetch(self, action: FetchBlocks) -> None:
+        """Fetch certified blocks from the members ahead, range after range, while the driver applies the
+        ranges before (pipelined, at most FETCH_AHEAD_BLOCKS beyond the head). Stops at an empty answer,
+        when no member answers, or when the head stops moving (the replica refused what came); the replica
+        asks again while it is behind."""
         try:
-            for member in action.peers:
-                try:
-                    answer = await self.network.request(
-                        self.network.peer_id_of(member),
-                        SYNC_PROTOCOL,
-                        encode_request(action.from_height, MAX_SYNC_BLOCKS),
-                        SYNC_TIMEOUT_S,
-                    )
-                    blocks = decode_response(answer)
-                except (RequestFailed, NetworkError, LedgerError) as exc:
-                    logger.info("block sync from %s failed: %s", member.hex()[:16], exc)
-                    continue
-                if blocks:
-                    for block, _ in blocks:
-                        self._fetched[block.height] = block
-                    fetched = tuple(FetchedBlock(b.height, b.encoded, c) for b, c in blocks)
-                    await self._events.send(BlocksFetched(fetched))
+            next_height = action.from_height
+            while await self._room_to_fetch(next_height):
+                blocks = await self._request_blocks(action.peers, next_height)
+                if not blocks:
                     return
+                for block, _ in blocks:
+                    self._fetched[block.height] = block
+                fetched = tuple(FetchedBlock(b.height, b.encoded, c) for b, c in blocks)
+                await self._events.send(BlocksFetched(fetched))
+                next_height = blocks[-1][0].height + 1
         finally:
             self._fetching = False
             self.syncing = False
+
+    async def _room_to_fetch(self, next_height: int) -> bool:
+        """Wait until `next_height` is within FETCH_AHEAD_BLOCKS of the head; False if the head stalls."""
+        head = self.chain.head().height
+        moved = trio.current_time()
+        while next_height - head > FETCH_AHEAD_BLOCKS:
+            await trio.sleep(FETCH_POLL_S)
+            if self.chain.head().height != head:
+                head, moved = self.chain.head().height, trio.current_time()
+            elif trio.current_time() - moved > SYNC_TIMEOUT_S:
+                return False
+        return True
+
+    async def _request_blocks(
+        self, members: Sequence[bytes], from_height: int
+    ) -> list[tuple[Block, Certificate]]:
+        """Consecutive blocks from `from_height` with their certificates, asking the members in turn (each
+        request goes to the next one, spreading the serving work); [] if none has any or none answers."""
+        for _ in members:
+            member = members[self._sync_turn % len(members)]
+            self._sync_turn += 1
+            try:
+                answer = await self.network.request(
+                    self.network.peer_id_of(member),
+                    SYNC_PROTOCOL,
+                    encode_request(from_height, MAX_SYNC_BLOCKS),
+                    SYNC_TIMEOUT_S,
+                )
+                blocks = await trio.to_thread.run_sync(decode_response, answer)
+            except (RequestFailed, NetworkError, LedgerError) as exc:
+                logger.info("block sync from %s failed: %s", member.hex()[:16], exc)
+                continue
+            if [block.height for block, _ in blocks] != list(range(from_height, from_height + len(blocks))):
+                logger.warning("block sync from %s: not the blocks asked for", member.hex()[:16])
+                continue
+            return blocks
+        return []
 
     def _decoded_fetched(self, height: int, data: bytes, keep: bool) -> Block:
         """The block `_fetch` decoded for `height`, if these are its bytes; else `data` decoded now."""
@@ -415,7 +451,7 @@ class NodeRuntime:
                     encode_request(self.chain.head().height + 1, MAX_SYNC_BLOCKS),
                     SYNC_TIMEOUT_S,
                 )
-                blocks = decode_response(answer)
+                blocks = await trio.to_thread.run_sync(decode_response, answer)
             except (RequestFailed, NetworkError, LedgerError) as exc:
                 logger.debug("observer sync from %s failed: %s", member.hex()[:16], exc)
                 blocks = []
