@@ -10,7 +10,7 @@ else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from enum import IntEnum
 from typing import ClassVar, TypeAlias
 
@@ -274,21 +274,25 @@ class Transaction:
     signature: bytes
     encoded: bytes = field(init=False, repr=False, compare=False)
     hash: bytes = field(init=False, repr=False, compare=False)
+    # Only `decode` passes this: input bytes it checked are the canonical encoding of the parsed fields.
+    canonical: InitVar[bytes | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, canonical: bytes | None) -> None:
         if self.body.kind != self.kind:
             raise LedgerError(f"a {self.kind.name} transaction cannot carry a {type(self.body).__name__}")
-        encoded = encode(
-            [
-                TX_VERSION,
-                self.chain_id,
-                int(self.kind),
-                self.sender,
-                self.nonce,
-                self.body.to_value(),
-                self.signature,
-            ]
-        )
+        encoded = canonical
+        if encoded is None:
+            encoded = encode(
+                [
+                    TX_VERSION,
+                    self.chain_id,
+                    int(self.kind),
+                    self.sender,
+                    self.nonce,
+                    self.body.to_value(),
+                    self.signature,
+                ]
+            )
         object.__setattr__(self, "encoded", encoded)
         object.__setattr__(self, "hash", tagged_hash(TX_HASH_TAG, encoded))
 
@@ -297,6 +301,10 @@ class Transaction:
 
     @classmethod
     def from_value(cls, value: Value) -> Transaction:
+        return cls._parse(value, None)
+
+    @classmethod
+    def _parse(cls, value: Value, canonical: bytes | None) -> Transaction:
         version, chain_id, kind, sender, nonce, body, signature = expect_list(value, 7, "transaction")
         if version != TX_VERSION or isinstance(version, bool):
             raise DecodeError(f"transaction: unknown format version {version!r}")
@@ -312,15 +320,15 @@ class Transaction:
             expect_int(nonce, "transaction nonce"),
             BODY_TYPES[tx_kind].from_value(body),
             expect_bytes(signature, "transaction signature", SIGNATURE_BYTES),
+            canonical,
         )
 
     @classmethod
     def decode(cls, data: bytes) -> Transaction:
-        """Strictly decode at most MAX_TX_BYTES; any defect raises `DecodeError`."""
-        tx = cls.from_value(decode(data, MAX_TX_BYTES))
-        if tx.encoded != data:
-            raise DecodeError("transaction is not in canonical form")
-        return tx
+        """Strictly decode at most MAX_TX_BYTES; any defect raises `DecodeError`. The codec checks that the
+        input is the canonical encoding of the value, and each field is parsed to exactly the value it
+        encodes back to, so the input is kept as the encoding rather than encoded again."""
+        return cls._parse(decode(data, MAX_TX_BYTES), data)
 
     def signing_payload(self) -> bytes:
         return signing_payload(self.chain_id, self.kind, self.sender, self.nonce, self.body)
