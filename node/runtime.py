@@ -74,6 +74,8 @@ FETCH_POLL_S = 0.01
 # keepalive) for `read_timeout` drops the connection. A thousand transactions are some 30-100 ms of work.
 CATCH_UP_GROUP_TXS = 1_000
 CATCH_UP_GROUP_BLOCKS = 32
+CATCH_UP_YIELD_S = 0.05  # after a group, other ready tasks run for up to this long (e.g. the next fetch)
+CATCH_UP_FETCH_PAUSE_S = 0.010
 OBSERVER_POLL_S = 0.5
 TXPULL_INTERVAL_S = 2.0
 CENSORSHIP_CHECK_MS = 1_000  # the mempool scan for overdue transactions runs at most this often
@@ -119,6 +121,7 @@ class NodeRuntime:
     _fetching: bool = field(init=False, default=False)
     _fetched: dict[int, Block] = field(init=False, default_factory=dict)  # decoded blocks awaiting delivery
     _sync_turn: int = field(init=False, default=0)
+    _requesting: bool = field(init=False, default=False)  # a sync request is in flight
     _nursery: trio.Nursery | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -323,8 +326,9 @@ class NodeRuntime:
     # ---- catch-up -------------------------------------------------------------------------------------
 
     def _start_fetch(self, action: FetchBlocks) -> None:
-        if self._fetching:
-            return
+        assert self.replica is not None
+        if self._fetching or action.from_height < self.replica.height:
+            return  # a fetch runs, or the replica decided past this request while earlier blocks were applied
         self._fetching = True
         self.syncing = True
         assert self._nursery is not None
@@ -371,12 +375,16 @@ class NodeRuntime:
             member = members[self._sync_turn % len(members)]
             self._sync_turn += 1
             try:
-                answer = await self.network.request(
-                    self.network.peer_id_of(member),
-                    SYNC_PROTOCOL,
-                    encode_request(from_height, MAX_SYNC_BLOCKS),
-                    SYNC_TIMEOUT_S,
-                )
+                self._requesting = True
+                try:
+                    answer = await self.network.request(
+                        self.network.peer_id_of(member),
+                        SYNC_PROTOCOL,
+                        encode_request(from_height, MAX_SYNC_BLOCKS),
+                        SYNC_TIMEOUT_S,
+                    )
+                finally:
+                    self._requesting = False
                 blocks = await trio.to_thread.run_sync(decode_response, answer)
             except (RequestFailed, NetworkError, LedgerError) as exc:
                 logger.info("block sync from %s failed: %s", member.hex()[:16], exc)
@@ -386,6 +394,17 @@ class NodeRuntime:
                 continue
             return blocks
         return []
+
+    async def _let_others_run(self) -> None:
+        """Between groups: let the other ready tasks run (for at most CATCH_UP_YIELD_S) and, while a sync
+        request is in flight, pause CATCH_UP_FETCH_PAUSE_S for its answer. A checkpoint moves each ready task
+        one step, and a request needs dozens of network round trips (stream set-up, yamux flow control):
+        without the pause each round trip would wait for a whole group, so the next range would only
+        arrive once the current one is applied, and nothing would overlap."""
+        deadline = trio.current_time() + CATCH_UP_YIELD_S
+        await trio.sleep(CATCH_UP_FETCH_PAUSE_S if self._requesting else 0)
+        while trio.lowlevel.current_statistics().tasks_runnable and trio.current_time() < deadline:
+            await trio.sleep(0)
 
     def _decoded_fetched(self, height: int, data: bytes, keep: bool) -> Block:
         """The block `_fetch` decoded for `height`, if these are its bytes; else `data` decoded now."""
@@ -404,7 +423,7 @@ class NodeRuntime:
             if txs >= CATCH_UP_GROUP_TXS or len(group) >= CATCH_UP_GROUP_BLOCKS:
                 self._apply_certified_group(group, None)
                 group, txs = [], 0
-                await trio.sleep(0)
+                await self._let_others_run()
         if group:
             self._apply_certified_group(group, None)
         head = self.chain.head().height
@@ -463,7 +482,7 @@ class NodeRuntime:
             try:
                 for start in range(0, len(blocks), CATCH_UP_GROUP_BLOCKS):
                     self._apply_certified_group(blocks[start : start + CATCH_UP_GROUP_BLOCKS], now_ms())
-                    await trio.sleep(0)
+                    await self._let_others_run()
             except LedgerError as exc:
                 logger.error("certified blocks from %s refused: %s", member.hex()[:16], exc)
                 self._penalize_member(member, "bad certified block", 50.0)
