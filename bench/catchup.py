@@ -17,6 +17,10 @@ deciding (empty) blocks meanwhile; those count as blocks with no transactions.
 The `market` mix (the default) is 60% transfers, 15% offers, 15% bids that partly cross the offers (leases
 are created, and cancelled for lack of an access grant), 10% cancels of earlier orders; `transfers` is
 transfers only. Every process started is stopped on the way out, also on failure.
+
+Besides tx/s and blocks/s, the result gives the lagging member's CPU seconds (and tx per CPU second) and the
+ed25519 verifications per second of one core measured just before and after the catch-up: on a shared
+machine that calibration says how loaded it was (about 16.7k/s when idle, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -266,6 +270,7 @@ def run(
         devnet.wait_until(
             lambda: all((_head(c) or 0) >= blocks for c in clients[:-1]), 120.0, "the members to serve"
         )
+        verify_before = verify_rate()
         if profile is not None:
             os.environ[PROFILE_ENV] = str(profile)
         try:
@@ -275,6 +280,7 @@ def run(
             os.environ.pop(PROFILE_ENV, None)
         result = _time_catch_up(clients, t0, processes[-1], say)
         cpu_s = _cpu_seconds(processes[-1].pid)
+        verify_per_s = (verify_before + verify_rate()) / 2
     except BaseException:
         for home in homes:
             log = home / "node.log"
@@ -296,8 +302,24 @@ def run(
         "first_block_s": first_s,
         "cpu_s": cpu_s,
         "tx_per_cpu_s": txs / cpu_s,
+        "verify_per_s": verify_per_s,
+        "tx_per_s_over_verify_per_s": txs / seconds / verify_per_s,
         "build_s": build_s,
     }
+
+
+def verify_rate(seconds: float = 0.5) -> float:
+    """ed25519 verifications per second on one core right now: the calibration of a shared machine (the
+    architecture guide measured about 16.7k/s on an idle one)."""
+    key = PrivateKey(b"\x07" * 32)
+    payload = b"calibration"
+    signature = key.sign(b"fedmarket/bench", "calibration", payload)
+    count = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        key.public.is_valid_signature(b"fedmarket/bench", "calibration", payload, signature)
+        count += 1
+    return count / (time.perf_counter() - started)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -351,7 +373,8 @@ def main() -> None:
         f"catch-up of {result['full_blocks']:,.0f} full blocks ({result['txs']:,.0f} txs): "
         f"{result['tx_per_s']:,.0f} tx/s, {result['blocks_per_s']:,.1f} blocks/s "
         f"({result['seconds']:.1f} s from process start; first block after {result['first_block_s']:.1f} s); "
-        f"lagging member's CPU {result['cpu_s']:.1f} s, {result['tx_per_cpu_s']:,.0f} tx per CPU second"
+        f"lagging member's CPU {result['cpu_s']:.1f} s, {result['tx_per_cpu_s']:,.0f} tx per CPU second; "
+        f"ed25519 verify on one core meanwhile {result['verify_per_s']:,.0f}/s"
     )
     if args.profile is not None and args.profile.exists():
         print("\nlagging member, top 25 functions by internal time:")
