@@ -299,19 +299,29 @@ class Replica:
             votes = tuple(CommitVote(v.signer, v.signature) for v in found[1])
             self._decide(found[0], block, digest, Certificate(h.height, found[0], digest, votes))
 
-    def _decide(self, view: int, block: bytes, digest: bytes, certificate: Certificate) -> None:
+    def _decide(
+        self, view: int, block: bytes, digest: bytes, certificate: Certificate, start_next: bool = True
+    ) -> None:
+        """Deliver the block and move to the next height; unless `start_next`, only enter it (state transfer
+        decides several heights in a row and starts only the last one)."""
         h = self._h
         self._out.append(ev.Deliver(h.height, view, block, digest, certificate))
         for proposed_view, proposed in sorted(h.proposed.items()):
             if proposed_view == h.view and proposed != block:
                 self._out.append(ev.ProposalAbandoned(h.height, proposed_view, proposed))
         self._catch_up.decided(Decided(block, certificate))
-        self._advance(h.height + 1)
+        self._enter_height(h.height + 1)
+        if start_next:
+            self._start_height()
 
-    def _advance(self, height: int) -> None:
+    def _enter_height(self, height: int) -> None:
         self._record = SignedRecord(height)
         self._h = HeightState(height, 0, self._now)
         self._next_resend_ms = self._now + self.config.resend_interval_ms
+
+    def _start_height(self) -> None:
+        """Ask for a proposal if it is ours, replay the messages queued for this height, fetch if behind."""
+        height = self._h.height
         self._maybe_request_proposal()
         for _, message in self._catch_up.future.take(height, self._validators):
             if self._h.height != height:
@@ -469,7 +479,7 @@ class Replica:
             return
         self._apply_certified(decided.block, decided.certificate)
 
-    def _apply_certified(self, block: bytes, certificate: Certificate) -> bool:
+    def _apply_certified(self, block: bytes, certificate: Certificate, start_next: bool = True) -> bool:
         height, validate = self._h.height, self._certified_digest
         try:
             digest = validate(height, block) if validate else self._validate(height, block, self._now)
@@ -480,15 +490,24 @@ class Replica:
             self.counters["dropped_bad_certificate"] += 1
             return False
         self.counters["certified_blocks_applied"] += 1
-        self._decide(certificate.view, block, digest, certificate)
+        self._decide(certificate.view, block, digest, certificate, start_next)
         return True
 
     def _on_fetched(self, event: ev.BlocksFetched) -> None:
+        """Decide the fetched blocks in height order from the current height, each only if its certificate
+        verifies (the first bad one or a gap ends the batch). Their Delivers come out consecutively, so the
+        node may apply them together; the height after the last one is then started."""
+        decided = False
         for fetched in sorted(event.blocks, key=lambda b: b.height):
-            if fetched.height == self._h.height and not self._apply_certified(
-                fetched.block, fetched.certificate
+            if fetched.height < self._h.height:
+                continue
+            if fetched.height > self._h.height or not self._apply_certified(
+                fetched.block, fetched.certificate, start_next=False
             ):
-                return
+                break
+            decided = True
+        if decided:
+            self._start_height()
 
     def _maybe_fetch(self) -> None:
         fetch = self._catch_up.fetch(self._h.height, self._now)

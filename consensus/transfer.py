@@ -83,24 +83,22 @@ class CatchUp:
         self.future = FutureMessages(config.max_future_per_sender)
         self.peers = PeerHeights()
         self.last_decided = last_decided
-        self._last_decided_bytes = encode_message(last_decided) if last_decided else b""
+        self._last_decided_bytes = b""  # encoded when first needed: most decided blocks are never sent
         self._helped: dict[bytes, int] = {}  # member -> when we may send it the decided block again
         self._next_fetch_ms = 0
 
     def decided(self, decided: Decided) -> None:
         self.last_decided = decided
-        self._last_decided_bytes = encode_message(decided)
+        self._last_decided_bytes = b""
         self._helped.clear()
 
     def help(self, sender: bytes, height: int, current_height: int, now_ms: int) -> Send | None:
         """A member still at the height we just decided gets the block and its certificate (rate-limited)."""
-        if (
-            height != current_height - 1
-            or not self._last_decided_bytes
-            or now_ms < self._helped.get(sender, -1)
-        ):
+        if height != current_height - 1 or self.last_decided is None or now_ms < self._helped.get(sender, -1):
             return None
         self._helped[sender] = now_ms + self._config.resend_interval_ms
+        if not self._last_decided_bytes:
+            self._last_decided_bytes = encode_message(self.last_decided)
         return Send(sender, self._last_decided_bytes)
 
     def fetch(self, height: int, now_ms: int) -> FetchBlocks | None:

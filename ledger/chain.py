@@ -8,6 +8,10 @@ header claims. Validation executes the block in place and keeps the execution pe
 durable with its certificate in one synced batch, `discard` rolls it back. Any failure leaves the state as it
 was. Each transaction's signature is checked once per node: verified hashes are remembered in an LRU cache
 (the transaction hash covers the signature, so a cached hash names exactly the verified bytes).
+Catch-up (`apply_certified`) may rely on the commit certificate instead of the transaction signatures: 2f+1
+members signed COMMIT, at least f+1 of them honest, and each of those validated the block, signatures
+included, before committing it (the PBFT state-transfer argument). Links, certificate, execution and state
+root are always checked.
 """
 
 from __future__ import annotations
@@ -50,6 +54,14 @@ class VerifyReport:
     head_hash: bytes
     transactions: int
     state_root: bytes | None  # None for the light verifier, which executes nothing
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedBlock:
+    """A block that `apply_certified` stored, with its decoded transactions."""
+
+    block: Block
+    txs: tuple[Transaction, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +275,9 @@ class Chain:
         self._pending = _Pending(block, execution, tuple(txs))
         return execution
 
-    def _checked_txs(self, block: Block, committed_in_batch: set[bytes]) -> list[Transaction]:
+    def _checked_txs(
+        self, block: Block, committed_in_batch: set[bytes], verify_signatures: bool = True
+    ) -> list[Transaction]:
         limit = min(self.genesis.block_params.max_block_txs, MAX_BLOCK_TXS)
         if len(block.txs) > limit:
             raise InvalidBlock(f"block {block.height} carries {len(block.txs)} transactions; at most {limit}")
@@ -271,6 +285,8 @@ class Chain:
         for tx in txs:
             if tx.hash in committed_in_batch or self.store.tx_location(tx.hash) is not None:
                 raise InvalidBlock(f"block {block.height} repeats a committed transaction {tx.hash.hex()}")
+            if not verify_signatures:
+                continue
             try:
                 self.verify_tx(tx)
             except InvalidSignature as exc:
@@ -313,16 +329,24 @@ class Chain:
     # Catch-up.
 
     def apply_certified(
-        self, blocks_with_certs: Iterable[tuple[Block | bytes, Certificate]], local_now_ms: int | None = None
+        self,
+        blocks_with_certs: Iterable[tuple[Block | bytes, Certificate]],
+        local_now_ms: int | None = None,
+        *,
+        verify_signatures: bool = True,
+        applied: list[AppliedBlock] | None = None,
     ) -> int:
         """Verify, execute and store consecutive certified blocks after the head, in one synced batch, and
         return the new head height. The clock bound is not applied to certified blocks (2f+1 members
         accepted them when they were made) except that, given `local_now_ms`, none may lie in the future
-        beyond the bound. Blocks already stored are skipped. If a block fails, the valid blocks before it
-        are still stored, then the error is raised naming the height."""
+        beyond the bound. With `verify_signatures` false the transaction signatures are not checked: the
+        certificate vouches for them (see the module docstring); everything else is. Blocks already stored
+        are skipped. If a block fails, the valid blocks before it are still stored, then the error is raised
+        naming the height. Each block stored is appended to `applied`, if given (also when raising)."""
         self.discard_pending()
         parent = self.store.head()
         entries: list[BlockCommit] = []
+        stored: list[AppliedBlock] = []
         in_batch: set[bytes] = set()
         bound = self.genesis.block_params.clock_bound_ms
         failure: LedgerError | None = None
@@ -336,7 +360,7 @@ class Chain:
                 _check_link(self.genesis, self.validators_hash, header, parent)
                 if local_now_ms is not None and header.timestamp_ms > local_now_ms + bound:
                     raise InvalidBlock(f"block {header.height} lies in the future beyond the clock bound")
-                txs = self._checked_txs(block, in_batch)
+                txs = self._checked_txs(block, in_batch, verify_signatures)
                 execution = self._execute(block, txs)
             except InvalidCertificate as exc:
                 failure = InvalidCertificate(f"block {parent.height + 1}: {exc}")
@@ -349,12 +373,15 @@ class Chain:
             entries.append(
                 BlockCommit(block, certificate, hashes, execution.encode_results(), execution.writes)
             )
+            stored.append(AppliedBlock(block, tuple(txs)))
             parent = _head_of(header)
         try:
             self.store.commit_many(entries)
         except BaseException:
             self._reload_state()
             raise
+        if applied is not None:
+            applied.extend(stored)
         if failure is not None:
             raise failure
         return parent.height

@@ -235,6 +235,49 @@ def test_state_transfer_starts_at_f_plus_1_higher_members_and_checks_certificate
     assert len(helped) == 1 and isinstance(decode_message(helped[0].data), Decided)
 
 
+def certified_blocks(c: Any, sim: SimpleNamespace, heights: range) -> list[FetchedBlock]:
+    """Blocks at `heights`, each with a certificate of members 0, 1 and 2."""
+    fetched = []
+    for height in heights:
+        block = sim.make_block(height, height % 4, [height])
+        digest = sim.validate(height, block, 0)
+        votes = tuple(
+            CommitVote(c.raw[m], c.vote(Kind.COMMIT, m, height, 0, digest).signature) for m in (0, 1, 2)
+        )
+        fetched.append(FetchedBlock(height, block, Certificate(height, 0, digest, votes)))
+    return fetched
+
+
+def test_state_transfer_delivers_a_batch_consecutively_then_starts_the_next_height(
+    sim: SimpleNamespace,
+) -> None:
+    """Fetched blocks are decided in order with nothing between their Delivers (the node applies such a run
+    as one batch); only the height after the last one is started (member 3 proposes at heights 3 and 7)."""
+    c = sim.Crafter()
+    replica = c.replica(3)
+    fetched = certified_blocks(c, sim, range(1, 7))
+    actions = replica.step(BlocksFetched(tuple(reversed(fetched))))
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds[:6] == ["Deliver"] * 6 and "Deliver" not in kinds[6:]
+    assert [a.height for a in actions[:6]] == [1, 2, 3, 4, 5, 6]
+    assert [(a.height, a.view) for a in actions if isinstance(a, RequestProposal)] == [(7, 0)]
+    assert replica.height == 7 and replica.counters["certified_blocks_applied"] == 6
+
+
+def test_state_transfer_stops_at_a_bad_certificate_or_a_gap(sim: SimpleNamespace) -> None:
+    c = sim.Crafter()
+    replica = c.replica(3)
+    fetched = certified_blocks(c, sim, range(1, 7))
+    bad = fetched[3].certificate
+    fetched[3] = FetchedBlock(4, fetched[3].block, Certificate(4, 0, bad.block_hash, bad.votes[:2]))
+    actions = replica.step(BlocksFetched(tuple(fetched)))
+    assert [a.height for a in actions if isinstance(a, Deliver)] == [1, 2, 3]
+    assert replica.height == 4 and replica.counters["dropped_bad_certificate"] == 1
+    later = certified_blocks(c, sim, range(5, 8))  # height 4 missing: nothing is taken
+    assert not [a for a in replica.step(BlocksFetched(tuple(later))) if isinstance(a, Deliver)]
+    assert replica.height == 4
+
+
 def test_pre_prepare_in_a_later_view_needs_a_new_view(sim: SimpleNamespace) -> None:
     """PBFT 4.4: in a view above 0 the primary's pre-prepares are justified by its NEW-VIEW."""
     c = sim.Crafter()

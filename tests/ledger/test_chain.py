@@ -17,6 +17,7 @@ from ledger import schema
 from ledger.block import Block, InvalidBlock, tx_root
 from ledger.chain import (
     VERIFIED_CACHE_SIZE,
+    AppliedBlock,
     Chain,
     ChainVerificationError,
     tx_hash_of,
@@ -26,6 +27,7 @@ from ledger.chain import (
 from ledger.errors import DecodeError, InvalidCertificate, LedgerError
 from ledger.keys import PrivateKey
 from ledger.tx import Transaction, Transfer, sign_transaction
+from ledger.votes import Certificate
 from tests.ledger.crash_writer import (
     CHAIN_ID,
     USER_KEYS,
@@ -293,6 +295,89 @@ def test_catch_up_stores_the_valid_prefix_then_names_the_bad_block(tmp_path: Pat
     finally:
         source.close()
         follower.close()
+
+
+def test_batched_certified_apply_equals_one_by_one_commits(tmp_path: Path) -> None:
+    source = Chain.open(tmp_path / "source", GENESIS)
+    follower = Chain.open(tmp_path / "follower", GENESIS)
+    try:
+        rng = random.Random(21)
+        blocks = [commit_next(source, rng, 12) for _ in range(12)]
+        applied: list[AppliedBlock] = []
+        certified = [(b.encoded, certify(b)) for b in blocks]
+        assert follower.apply_certified(certified, verify_signatures=False, applied=applied) == 12
+        assert follower.head() == source.head()
+        assert snapshot(follower) == snapshot(source)
+        assert dict(follower.store.state_items()) == dict(source.store.state_items())
+        assert [a.block.hash for a in applied] == [b.hash for b in blocks]
+        assert [tuple(tx.encoded for tx in a.txs) for a in applied] == [b.txs for b in blocks]
+        for block in blocks:
+            assert follower.store.results(block.height) == source.store.results(block.height)
+            assert all(follower.store.tx_location(tx_hash_of(tx)) for tx in block.txs)
+    finally:
+        source.close()
+        follower.close()
+    assert verify_chain_full(tmp_path / "follower", GENESIS).head_hash == blocks[-1].hash
+
+
+@pytest.mark.parametrize("defect", ["certificate", "state_root"])
+def test_batched_certified_apply_stores_nothing_after_the_last_good_block(
+    tmp_path: Path, defect: str
+) -> None:
+    source = Chain.open(tmp_path / "source", GENESIS)
+    follower = Chain.open(tmp_path / "follower", GENESIS)
+    try:
+        rng = random.Random(22)
+        blocks = [commit_next(source, rng, 6) for _ in range(6)]
+        certified: list[tuple[Block | bytes, Certificate]] = [(b, certify(b)) for b in blocks]
+        if defect == "certificate":
+            certified[3] = (blocks[3], certify(blocks[3], VALIDATOR_KEYS[:2]))
+            expected: tuple[type[LedgerError], str] = (InvalidCertificate, "block 4: .*2 votes")
+        else:
+            altered = Block(replace(blocks[3].header, state_root=b"\x07" * 32), blocks[3].txs)
+            certified[3] = (altered, certify(altered))
+            expected = (InvalidBlock, "block 4: executing it gives another state root")
+        applied: list[AppliedBlock] = []
+        with pytest.raises(expected[0], match=expected[1]):
+            follower.apply_certified(certified, verify_signatures=False, applied=applied)
+        assert [a.block.height for a in applied] == [1, 2, 3]
+        assert follower.head().block_hash == blocks[2].hash
+        assert follower.state.state_root == blocks[2].header.state_root
+        assert follower.store.block_bytes(4) is None and follower.store.certificate(4) is None
+        assert not any(follower.store.tx_location(tx_hash_of(tx)) for b in blocks[3:] for tx in b.txs)
+        good = [(b, certify(b)) for b in blocks[3:]]
+        assert follower.apply_certified(good, verify_signatures=False) == 6
+        assert snapshot(follower) == snapshot(source)
+    finally:
+        source.close()
+        follower.close()
+
+
+def test_certified_apply_relies_on_the_certificate_for_signatures_only_when_told(tmp_path: Path) -> None:
+    """A certified block with a badly signed transaction (which 2f+1 members, f+1 of them honest, never
+    certify) passes a catch-up that trusts the certificate; the default and the full verifier refuse it."""
+    source = Chain.open(tmp_path / "source", GENESIS)
+    strict = Chain.open(tmp_path / "strict", GENESIS)
+    trusting = Chain.open(tmp_path / "trusting", GENESIS)
+    try:
+        good = sign_transaction(USER_KEYS[0], CHAIN_ID, 0, Transfer(USER_KEYS[1].public.raw, 5))
+        bad = Transaction.decode(forged(good.encoded))
+        source.mark_verified(bad)  # as if it slipped past: only to build the block
+        head = source.head()
+        proposer = GENESIS.validators.proposer(1, 0).public_key.raw
+        block, execution = source.build_block([bad], head.timestamp_ms + 1_000, proposer)
+        assert block.txs == (bad.encoded,)
+        source.commit(block, certify(block), execution)
+        with pytest.raises(InvalidBlock, match="signature"):
+            strict.apply_certified([(block, certify(block))])
+        assert strict.head().height == 0
+        assert trusting.apply_certified([(block, certify(block))], verify_signatures=False) == 1
+    finally:
+        source.close()
+        strict.close()
+        trusting.close()
+    with pytest.raises(ChainVerificationError, match="block 1"):
+        verify_chain_full(tmp_path / "trusting", GENESIS)
 
 
 @pytest.fixture

@@ -187,6 +187,8 @@ def test_mutated_transactions_decode_or_raise_decode_error(original: bytes, data
     except DecodeError:
         return
     assert tx.encoded == bytes(mutated)
+    # decode keeps the input as the encoding: the parsed fields must encode back to exactly those bytes
+    assert Transaction(tx.kind, tx.chain_id, tx.sender, tx.nonce, tx.body, tx.signature).encoded == tx.encoded
     try:
         tx.verify_signature(CHAIN)
     except InvalidSignature:
