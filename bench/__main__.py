@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from bench import exit_on_sigterm
 from bench.suite import options, report, runner
 
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     try:
         main(sys.argv[1:])
     except KeyboardInterrupt:

@@ -40,6 +40,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import exit_on_sigterm
 from ledger.block import Block
 from ledger.chain import Chain
 from ledger.genesis import BlockParams, Genesis
@@ -382,4 +383,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     main()
