@@ -689,7 +689,7 @@ class NodeRuntime:
         return False
 
 
-@dataclass(frozen=True)
+@dataclass
 class Transferred:
     """Consecutive Deliver actions (the replica emits them for state transfer): applied together."""
 
