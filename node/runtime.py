@@ -573,15 +573,17 @@ class NodeRuntime:
                 bad += 1
         valid = await self.verifier.verify(txs)
         now = now_ms()
+        admitted_any = False
         for tx, ok in zip(txs, valid, strict=True):
             if not ok:
                 bad += 1
                 continue
             try:
-                self.mempool.admit(tx, self.chain.state, now)
+                admitted_any = self.mempool.admit(tx, self.chain.state, now) or admitted_any
             except MempoolRejected:
                 continue
-        self._poke_proposer()
+        if admitted_any:
+            self._poke_proposer()
         if bad:
             self.network.penalize(peer_id, f"{bad} invalid transactions in a {what}", float(bad))
 
