@@ -2,7 +2,9 @@
 
 Theory (etcd-io/raft's Step/Ready): the core decides, the node acts. The node executes a batch of actions in
 order and writes every `Persist` durably before it executes any later `Send` or `Broadcast` of the same batch,
-so a restarted replica never signs a message that contradicts one already sent.
+so a restarted replica never signs a message that contradicts one already sent. After executing a `Deliver`
+(or a run of them) the node steps `Applied` with the last height: until then the replica validates no block
+of the next height, since the node judges a block against the parent it has stored (raft's Ready/Advance).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from ledger.validators import ValidatorSet
 from ledger.votes import Certificate
 
 Validate = Callable[[int, bytes, int], bytes]
-"""validate(height, block, now_ms) -> 32-byte digest, or raise `ledger.errors.LedgerError`."""
+"""validate(height, block, now_ms) -> 32-byte digest, or raise `ledger.errors.LedgerError`. Called only after
+the node has applied height - 1 (see `Applied`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,13 @@ class CensorshipAlarm:
 
 
 @dataclass(frozen=True, slots=True)
+class Applied:
+    """The node has executed and stored every delivered block up to `height`."""
+
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
 class FetchedBlock:
     height: int
     block: bytes
@@ -72,7 +82,7 @@ class BlocksFetched:
     blocks: tuple[FetchedBlock, ...]
 
 
-Event = MessageReceived | Tick | ProposalReady | CensorshipAlarm | BlocksFetched
+Event = MessageReceived | Tick | ProposalReady | CensorshipAlarm | Applied | BlocksFetched
 
 
 # Actions ----------------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ block, and those COMMIT signatures are its certificate. A timer that doubles wit
 change: members send ROUND-CHANGE carrying their highest prepared certificate; the next proposer gathers a
 quorum into a NEW-VIEW whose block must be the highest prepared one (see view_change.py for why this is safe).
 The replica reads no clock and does no I/O: time arrives in `Tick` events and everything it wants done comes
-out as actions. Bad input is dropped and counted, never raised.
+out as actions. A decided height is delivered to the node, and the next one starts (proposal request, queued
+messages, fetches) only once the node reports it `Applied`: its blocks are judged against that parent.
+Bad input is dropped and counted, never raised.
 """
 
 from __future__ import annotations
@@ -46,15 +48,17 @@ class Replica:
         signer: Signer,
         validate: Validate,
         *,
+        certified_digest: Callable[[int, bytes], bytes],
         next_height: int = 1,
         record: bytes | None = None,
         last_decided: Decided | None = None,
-        certified_digest: Callable[[int, bytes], bytes] | None = None,
     ) -> None:
         """`record`: the last persisted record (restart); `last_decided`: the block below `next_height`.
 
+        `validate(height, block, now_ms)` judges a proposal against the applied parent;
         `certified_digest(height, block)` gives the digest of a block that arrives with a certificate (state
-        transfer); by default `validate` with the current clock reading.
+        transfer), without its parent, since several certified blocks may be decided before the node applies
+        the first.
         """
         self.config = config
         self._validators = config.validators
@@ -68,6 +72,7 @@ class Replica:
         self.counters: Counter[str] = Counter()
         self._verifier = CountingVerifier(config.verifier, self.counters)
         self._now = 0
+        self._applied = next_height - 1  # the node has applied every block up to here
         self._started = False
         self._record = SignedRecord.restore(record, next_height)
         self._h = HeightState(next_height, self._record.view, 0)
@@ -102,6 +107,8 @@ class Replica:
             self._on_proposal(event)
         elif isinstance(event, ev.CensorshipAlarm):
             self._on_censorship(event.height)
+        elif isinstance(event, ev.Applied):
+            self._on_applied(event.height)
         else:
             self._on_fetched(event)
         if self._started:
@@ -177,6 +184,10 @@ class Replica:
             self.counters["dropped_bad_signature"] += 1
             return
         self._catch_up.peers.saw(sender, height)
+        if height == self._h.height and self._applying:
+            if not self._catch_up.future.add(sender, message):
+                self.counters["dropped_queue_full"] += 1
+            return
         if height > self._h.height:
             if height > self._h.height + self.config.max_heights_ahead:
                 self.counters["dropped_far_future"] += 1
@@ -319,8 +330,22 @@ class Replica:
         self._h = HeightState(height, 0, self._now)
         self._next_resend_ms = self._now + self.config.resend_interval_ms
 
+    @property
+    def _applying(self) -> bool:
+        """The node has not yet applied the parent of the current height."""
+        return self._applied < self._h.height - 1
+
+    def _on_applied(self, height: int) -> None:
+        if self._applied >= height or not self._applying:
+            return
+        self._applied = min(height, self._h.height - 1)
+        self._start_height()
+
     def _start_height(self) -> None:
-        """Ask for a proposal if it is ours, replay the messages queued for this height, fetch if behind."""
+        """Once the parent is applied: ask for a proposal if it is ours, replay the messages queued for this
+        height, fetch if behind."""
+        if self._applying:
+            return
         height = self._h.height
         self._maybe_request_proposal()
         for _, message in self._catch_up.future.take(height, self._validators):
@@ -480,9 +505,9 @@ class Replica:
         self._apply_certified(decided.block, decided.certificate)
 
     def _apply_certified(self, block: bytes, certificate: Certificate, start_next: bool = True) -> bool:
-        height, validate = self._h.height, self._certified_digest
+        height = self._h.height
         try:
-            digest = validate(height, block) if validate else self._validate(height, block, self._now)
+            digest = self._certified_digest(height, block)
             verify_certificate(
                 certificate, self._validators, self.config.chain_id, height, digest, self._verifier
             )

@@ -19,6 +19,7 @@ import trio
 from consensus.crypto import Ed25519Signer, Ed25519Verifier
 from consensus.events import (
     Action,
+    Applied,
     BlocksFetched,
     Broadcast,
     CensorshipAlarm,
@@ -331,9 +332,13 @@ class NodeRuntime:
         return self.replica.step(ProposalReady(height, view, block.encoded))
 
     async def _execute(self, actions: Sequence[Action]) -> None:
+        """Execute a batch in order; after a delivery, report the applied height (the replica starts the next
+        height only then)."""
+        applied: int | None = None
         for action in _with_transfers(actions):
             if isinstance(action, Transferred):
                 await self._deliver_transferred(action.deliveries)
+                applied = action.deliveries[-1].height
             elif isinstance(action, Persist):
                 self.chain.store.put_signer_record(action.record)
             elif isinstance(action, Send):
@@ -342,6 +347,7 @@ class NodeRuntime:
                 self.network.broadcast(action.data)
             elif isinstance(action, Deliver):
                 self._deliver(action)
+                applied = action.height
             elif isinstance(action, RequestProposal):
                 self._proposal_wanted = (action.height, action.view)
                 await self._execute(self._maybe_propose(now_ms()))
@@ -358,6 +364,9 @@ class NodeRuntime:
                 )
             elif isinstance(action, ProposalAbandoned):
                 logger.info("proposal for height %d view %d abandoned", action.height, action.view)
+        if applied is not None:
+            assert self.replica is not None
+            await self._execute(self.replica.step(Applied(applied)))
 
     def _send(self, to: bytes, data: bytes) -> None:
         try:

@@ -75,6 +75,7 @@ class NodeService:
             gossip_bytes_written=traffic.gossip_bytes_out,
             request_writes=traffic.request_writes,
             request_bytes_written=traffic.request_bytes_out,
+            consensus_counters={} if replica is None else {k: v for k, v in replica.counters.items() if v},
         )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[api.CommitTime]:

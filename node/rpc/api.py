@@ -105,6 +105,7 @@ class NodeMetrics:
     gossip_bytes_written: int
     request_writes: int
     request_bytes_written: int
+    consensus_counters: Mapping[str, int]  # the replica's: drops by cause, duplicates, equivocations, ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import pytest
 from consensus.crypto import Ed25519Signer, Ed25519Verifier, verify_certificate
 from consensus.events import (
     Action,
+    Applied,
     BlocksFetched,
     Broadcast,
     CensorshipAlarm,
@@ -69,6 +70,7 @@ CENSORSHIP_BOUND_MS = 2_500
 MEMPOOL_CHECK_MS = 250
 MAX_TXS_PER_BLOCK = 64
 FETCH_BATCH = 8
+APPLY_DELAY_MS = 3  # a node reports a delivered block applied within this
 LIVENESS_BOUND_MS = 30_000  # after healing, every honest member commits TARGET_NEW_HEIGHTS within this
 TARGET_NEW_HEIGHTS = 2
 SIM_CONFIG = {
@@ -149,6 +151,10 @@ def validate(height: int, block: bytes, now_ms: int) -> bytes:
     if expect_bytes(value[3], "marker") != b"ok":
         raise LedgerError("invalid block")
     return tagged_hash(BLOCK_TAG, block)
+
+
+def certified_digest(height: int, block: bytes) -> bytes:
+    return validate(height, block, 0)
 
 
 # Scenario ---------------------------------------------------------------------------------------------------
@@ -251,7 +257,13 @@ class Simulation:
         self.messages_sent = 0
         self.violations: list[str] = []
         self.members = [
-            Member(i, Replica(self.config, self.signers[i], validate), scenario.byzantine.get(i))
+            Member(
+                i,
+                Replica(
+                    self.config, self.signers[i], self._validate_at(i), certified_digest=certified_digest
+                ),
+                scenario.byzantine.get(i),
+            )
             for i in range(scenario.n)
         ]
         self.honest = [m for m in self.members if m.behaviour is None]
@@ -287,6 +299,19 @@ class Simulation:
         for time, client, tx in s.txs:
             self.at(time, "tx", (client, tx))
         self.at(s.heal_ms, "heal", None)
+
+    def _validate_at(self, index: int) -> Callable[[int, bytes, int], bytes]:
+        """A member's validity function: like a real chain, it judges a block against the parent it has
+        applied, so validating height h before applying h - 1 is a replica bug (and fails)."""
+
+        def member_validate(height: int, block: bytes, now_ms: int) -> bytes:
+            applied = len(self.members[index].log)
+            if height != applied + 1:
+                self.violations.append(f"member {index} validated height {height} with {applied} applied")
+                raise LedgerError(f"no parent for height {height}")
+            return validate(height, block, now_ms)
+
+        return member_validate
 
     # Running ----------------------------------------------------------------------------------------------
 
@@ -363,7 +388,8 @@ class Simulation:
         member.replica = Replica(
             self.config,
             self.signers[member.index],
-            validate,
+            self._validate_at(member.index),
+            certified_digest=certified_digest,
             next_height=len(member.log) + 1,
             record=member.record,
             last_decided=decided,
@@ -384,9 +410,14 @@ class Simulation:
     # The node: executing actions --------------------------------------------------------------------------
 
     def step(self, member: Member, event: Event) -> None:
-        actions = member.replica.step(event)
-        for action in actions:
+        """Step and execute the actions; after a delivery, report the applied height a moment later (the
+        replica must hold the next height's messages meanwhile)."""
+        applied = len(member.log)
+        for action in member.replica.step(event):
             self._execute(member, action)
+        if len(member.log) > applied:
+            delay = self.rng.randint(0, APPLY_DELAY_MS)
+            self.at(self.now + delay, "event", (member.index, member.incarnation, Applied(len(member.log))))
 
     def send(self, sender: int, to: int, data: bytes) -> None:
         self.messages_sent += 1
@@ -579,7 +610,9 @@ class Crafter:
         self.config = ReplicaConfig(CHAIN, self.validators, verifier, **SIM_CONFIG)
 
     def replica(self, member: int, **kwargs: Any) -> Replica:
-        replica = Replica(self.config, self.signers[member], validate, **kwargs)
+        replica = Replica(
+            self.config, self.signers[member], validate, certified_digest=certified_digest, **kwargs
+        )
         replica.tick(0)
         return replica
 
@@ -635,6 +668,7 @@ def sim() -> SimpleNamespace:
         random_scenario=random_scenario,
         make_block=make_block,
         validate=validate,
+        certified_digest=certified_digest,
         block_txs=block_txs,
         member_keys=member_keys,
         StandInSigner=StandInSigner,

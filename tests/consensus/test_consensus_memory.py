@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from consensus.events import Broadcast, Deliver, ProposalReady, RequestProposal
+from consensus.events import Applied, Broadcast, Deliver, ProposalReady, RequestProposal
 from consensus.messages import Kind
 
 HEIGHTS = 10_000
@@ -36,6 +36,7 @@ def test_ten_thousand_heights_leave_only_bounded_state(sim: SimpleNamespace) -> 
             actions += c.receive(replica, 3, c.vote(Kind.PREPARE, 3, height + 2, height % 7, digest))
             actions += c.receive(replica, 0, c.vote(Kind.PREPARE, 0, height + 1_000, 0, digest))
             actions += c.receive(replica, 1, c.vote(Kind.COMMIT, 1, max(height - 3, 1), 0, digest))
+        actions += replica.step(Applied(height))
         delivered += sum(isinstance(a, Deliver) for a in actions)
         assert replica.height == height + 1, (height, actions)
         assert any(isinstance(a, Broadcast) for a in actions)

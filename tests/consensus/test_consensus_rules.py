@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from consensus.events import (
+    Applied,
     BlocksFetched,
     Broadcast,
     CensorshipAlarm,
@@ -36,6 +37,7 @@ from consensus.messages import (
     decode_message,
 )
 from consensus.record import SignedRecord
+from consensus.replica import Replica
 from ledger.votes import Certificate, CommitVote
 
 ME = 2
@@ -260,8 +262,41 @@ def test_state_transfer_delivers_a_batch_consecutively_then_starts_the_next_heig
     kinds = [type(a).__name__ for a in actions]
     assert kinds[:6] == ["Deliver"] * 6 and "Deliver" not in kinds[6:]
     assert [a.height for a in actions[:6]] == [1, 2, 3, 4, 5, 6]
-    assert [(a.height, a.view) for a in actions if isinstance(a, RequestProposal)] == [(7, 0)]
     assert replica.height == 7 and replica.counters["certified_blocks_applied"] == 6
+    # Height 7 starts once the node has applied all six, not before.
+    assert not [a for a in actions + replica.step(Applied(5)) if isinstance(a, RequestProposal)]
+    started = replica.step(Applied(6))
+    assert [(a.height, a.view) for a in started if isinstance(a, RequestProposal)] == [(7, 0)]
+
+
+def test_the_next_height_waits_until_the_node_applied_the_decided_block(sim: SimpleNamespace) -> None:
+    """A proposal for h + 1 that arrived before h was decided is validated only once the node reports h
+    applied (a node judges a block against its stored parent); messages arriving meanwhile are held."""
+    c = sim.Crafter()
+    validated: list[int] = []
+
+    def recording_validate(height: int, block: bytes, now_ms: int) -> bytes:
+        validated.append(height)
+        return sim.validate(height, block, now_ms)
+
+    replica = Replica(c.config, c.signers[3], recording_validate, certified_digest=sim.certified_digest)
+    replica.tick(0)
+    block1, block2 = sim.make_block(1, 1, []), sim.make_block(2, 2, [])
+    digest1, digest2 = sim.validate(1, block1, 0), sim.validate(2, block2, 0)
+    c.receive(replica, 1, c.pre_prepare(1, 1, 0, block1))
+    c.receive(replica, 2, c.pre_prepare(2, 2, 0, block2))  # early: queued for height 2
+    c.receive(replica, 2, c.vote(Kind.PREPARE, 2, 1, 0, digest1))
+    c.receive(replica, 1, c.vote(Kind.COMMIT, 1, 1, 0, digest1))
+    decided = c.receive(replica, 2, c.vote(Kind.COMMIT, 2, 1, 0, digest1))
+    assert [a.height for a in decided if isinstance(a, Deliver)] == [1] and replica.height == 2
+    assert validated == [1] and not votes_of(decided, Kind.PREPARE)
+    held = c.receive(replica, 0, c.vote(Kind.PREPARE, 0, 2, 0, digest2))  # before the node applied 1
+    assert validated == [1] and not votes_of(held, Kind.PREPARE) and not votes_of(held, Kind.COMMIT)
+    started = replica.step(Applied(1))
+    assert validated == [1, 2]
+    assert [v.digest for v in votes_of(started, Kind.PREPARE)] == [digest2]
+    assert [v.digest for v in votes_of(started, Kind.COMMIT)] == [digest2]  # the held PREPARE counted
+    assert replica.counters["dropped_invalid_block"] == 0
 
 
 def test_state_transfer_stops_at_a_bad_certificate_or_a_gap(sim: SimpleNamespace) -> None:

@@ -169,6 +169,9 @@ def test_sigkill_of_a_non_proposer_under_load_loses_nothing_acknowledged(network
     for tx_hash in load.acknowledged:
         for index in ALL:
             assert network.client(index).call("chain_tx", {"hash": tx_hash})["receipt"]["status"] == "ok"
+    for index in ALL:  # honest proposals under load: no member judged one invalid
+        counters = network.client(index).call("node_metrics")["consensus_counters"]
+        assert "dropped_invalid_block" not in counters, (index, counters)
 
 
 def test_sigkill_of_the_proposer_changes_view_and_commits_continue(network: Any) -> None:

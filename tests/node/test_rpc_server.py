@@ -117,7 +117,24 @@ class CannedNode:
         return [PeerInfo("12D3KooWpeer", "dc-berlin", True, True, 10, {"frames_in": 4})]
 
     def metrics(self) -> NodeMetrics:
-        return NodeMetrics(1200, 900, 96, 12, 1200, 108, 107, 150, 402_113, 90, 61_200, 55, 339_913, 5, 1_000)
+        return NodeMetrics(
+            1200,
+            900,
+            96,
+            12,
+            1200,
+            108,
+            107,
+            150,
+            402_113,
+            90,
+            61_200,
+            55,
+            339_913,
+            5,
+            1_000,
+            {"duplicates": 3},
+        )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]:
         remembered = [CommitTime(h, 1_700_000_000_000_000 + 7_000 * h, 10 * h) for h in range(3, 9)]
@@ -591,6 +608,7 @@ async def test_node_metrics_are_named_integer_counters(client: httpx.AsyncClient
         "gossip_bytes_written": 339_913,
         "request_writes": 5,
         "request_bytes_written": 1_000,
+        "consensus_counters": {"duplicates": 3},
     }
     assert await result_of(client, "node_metrics", []) == metrics
 
