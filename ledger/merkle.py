@@ -88,20 +88,41 @@ class MerkleProof:
         return cls.from_value(decode(data, MAX_PROOF_BYTES))
 
 
+class MerkleTree:
+    """Every level of the tree over `items` (at least one), kept to answer many proofs of one block."""
+
+    def __init__(self, items: Sequence[bytes]) -> None:
+        if not items:
+            raise ValueError("a tree needs at least one item")
+        levels = [[leaf_hash(item) for item in items]]
+        while len(levels[-1]) > 1:
+            levels.append(_next_level(levels[-1]))
+        self._levels = levels
+
+    @property
+    def root(self) -> bytes:
+        return self._levels[-1][0]
+
+    def proof(self, index: int) -> MerkleProof:
+        """The inclusion proof of the item at `index`."""
+        size = len(self._levels[0])
+        if not 0 <= index < size:
+            raise IndexError(f"no item {index} in a tree of {size}")
+        position = index
+        path: list[bytes] = []
+        for level in self._levels[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            position //= 2
+        return MerkleProof(index, size, tuple(path))
+
+
 def merkle_proof(items: Sequence[bytes], index: int) -> MerkleProof:
     """The inclusion proof of `items[index]`."""
     if not 0 <= index < len(items):
         raise IndexError(f"no item {index} in a tree of {len(items)}")
-    level = [leaf_hash(item) for item in items]
-    position = index
-    path: list[bytes] = []
-    while len(level) > 1:
-        sibling = position ^ 1
-        if sibling < len(level):
-            path.append(level[sibling])
-        level = _next_level(level)
-        position //= 2
-    return MerkleProof(index, len(items), tuple(path))
+    return MerkleTree(items).proof(index)
 
 
 def verify_proof(root: bytes, item: bytes, proof: MerkleProof) -> bool:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from ledger.block import Block
-from ledger.chain import Chain
+from ledger.chain import Chain, tx_hash_of
 from ledger.genesis import Genesis
 from ledger.leases import Lease
 from ledger.market import Bid, Offer
-from ledger.merkle import merkle_proof
+from ledger.merkle import MerkleTree
 from ledger.receipts import Event as LedgerEvent
 from ledger.receipts import EventKind, Receipt, decode_results
 from ledger.tx import PlanReference, Transaction, Transfer
@@ -23,6 +25,7 @@ from ledger.votes import Certificate
 from node.rpc import api
 
 TRADE_SCAN_BLOCKS = 10_000  # the most blocks one `market_trades` call reads
+INDEXED_BLOCKS = 16  # recent blocks whose receipts and transaction tree `chain_tx` keeps decoded
 
 
 def _address(raw: bytes) -> api.Address:
@@ -148,12 +151,20 @@ def _trade(height: int, event: LedgerEvent) -> api.TradeInfo:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _IndexedBlock:
+    block: Block
+    receipts: list[Receipt]
+    tree: MerkleTree
+
+
 class ChainViews:
     """The query methods of `NodeApi`, answered from the committed chain."""
 
     def __init__(self, chain: Chain, genesis: Genesis) -> None:
         self.chain = chain
         self.genesis = genesis
+        self._indexed: OrderedDict[int, _IndexedBlock] = OrderedDict()
 
     def _results(self, height: int) -> tuple[list[Receipt], list[LedgerEvent]]:
         data = self.chain.store.results(height)
@@ -187,21 +198,34 @@ class ChainViews:
         if location is None:
             raise api.NotFound(f"no committed transaction {tx_hash.hex()}")
         height, index = location
-        block = self.chain.store.block(height)
-        if block is None:
-            raise api.NotFound(f"block {height} of transaction {tx_hash.hex()} is missing")
-        tx = Transaction.decode(block.txs[index])
-        receipts, _ = self._results(height)
-        hashes = [Transaction.decode(raw).hash for raw in block.txs]
-        proof = merkle_proof(hashes, index)
+        indexed = self._indexed_block(height, tx_hash)
+        block = indexed.block
+        proof = indexed.tree.proof(index)
         return api.TxLocation(
-            tx_view(tx),
-            receipt_view(receipts[index]),
+            tx_view(Transaction.decode(block.txs[index])),
+            receipt_view(indexed.receipts[index]),
             height,
             index,
             block.hash,
             api.InclusionProof(proof.index, proof.size, proof.path, block.header.tx_root),
         )
+
+    def _indexed_block(self, height: int, tx_hash: bytes) -> _IndexedBlock:
+        """The block of `height` with its receipts and transaction tree, decoded once for the many lookups
+        a client makes of one block's transactions (a committed block never changes)."""
+        indexed = self._indexed.get(height)
+        if indexed is not None:
+            self._indexed.move_to_end(height)
+            return indexed
+        block = self.chain.store.block(height)
+        if block is None:
+            raise api.NotFound(f"block {height} of transaction {tx_hash.hex()} is missing")
+        receipts, _ = self._results(height)
+        indexed = _IndexedBlock(block, receipts, MerkleTree([tx_hash_of(raw) for raw in block.txs]))
+        self._indexed[height] = indexed
+        if len(self._indexed) > INDEXED_BLOCKS:
+            self._indexed.popitem(last=False)
+        return indexed
 
     def validators(self) -> api.ValidatorSetInfo:
         validators = self.genesis.validators

@@ -12,6 +12,7 @@ from ledger.errors import DecodeError
 from ledger.merkle import (
     EMPTY_ROOT,
     MerkleProof,
+    MerkleTree,
     leaf_hash,
     merkle_proof,
     merkle_root,
@@ -37,6 +38,20 @@ def reference_root(items: list[bytes]) -> bytes:
 def test_root_is_the_rfc6962_tree(count: int) -> None:
     items = items_of(count)
     assert merkle_root(items) == reference_root(items)
+
+
+@given(st.integers(min_value=1, max_value=300), st.data())
+@settings(max_examples=40, deadline=None)
+def test_a_kept_tree_answers_many_proofs_against_the_rfc6962_root(count: int, data: st.DataObject) -> None:
+    items = items_of(count, salt=7)
+    tree = MerkleTree(items)
+    assert tree.root == reference_root(items)
+    for index in data.draw(st.lists(st.integers(0, count - 1), min_size=1, max_size=8)):
+        assert verify_proof(tree.root, items[index], tree.proof(index))
+    with pytest.raises(IndexError):
+        tree.proof(count)
+    with pytest.raises(ValueError):
+        MerkleTree([])
 
 
 def test_empty_tree_has_its_own_root() -> None:
