@@ -1,15 +1,16 @@
 """Pure arithmetic on what a step recorded: throughput and backlog from exact event times, per-transaction
 costs from counter differences, latency percentiles. No I/O here, so it is tested without a devnet.
 
-A step is **sustained** when, over its steady part (after a warm-up of a fifth of the step, at most 1 s),
-the members commit at least 90 % of what they admit (less one batch or one block, whichever is larger: both
-arrive in lumps), the backlog grows by less than 10 % of the offered rate per second, and the members
-admitted at least 90 % of the offered load over the whole step (so neither the generator nor admission fell
-behind); the step runner adds: nothing refused for room, no early stop. Commits are compared with the
-admissions one median latency earlier (`lag_us`): a transaction admitted at t commits near t + lag when the
-members keep up, so the window of commits is the window of admissions shifted by the lag, and the backlog
-at t is what was admitted by t and not committed by t + lag. Without the shift, a latency longer than the
-warm-up would read as a growing backlog; with it, an overload still shows, as commits at the members'
+A step is **sustained** when, over its steady part (after a warm-up of a fifth of the step, at most 1 s), the
+members commit at least 90 % of what they admit (less one batch or one block, whichever is larger: both arrive
+in lumps), the backlog grows by less than 10 % of the offered rate per second, and the members admitted at
+least 90 % of the offered load over the whole step (so neither the generator nor admission fell behind), and
+the median commit latency is at most SUSTAINED_LAG_MS (a rate served seconds late is a queue being filled, not
+a rate the members sustain); the step runner adds: nothing refused for room, no early stop. Commits are
+compared with the admissions one median latency earlier (`lag_us`): a transaction admitted at t commits near t
++ lag when the members keep up, so the window of commits is the window of admissions shifted by the lag, and
+the backlog at t is what was admitted by t and not committed by t + lag. Without the shift, a latency longer
+than the warm-up would read as a growing backlog; with it, an overload still shows, as commits at the members'
 capacity, below the admissions, and a backlog growing at the difference.
 """
 
@@ -24,6 +25,7 @@ COMMITTED_SHARE = 0.9
 BACKLOG_GROWTH_SHARE = 0.1
 OFFERED_SHARE = 0.9
 BACKLOG_POINTS_S = 0.05
+SUSTAINED_LAG_MS = 1_000
 
 
 def assess(
@@ -59,6 +61,7 @@ def assess(
         "commits_keep_up": committed_in >= COMMITTED_SHARE * admitted_in - lump,
         "backlog_flat": growth <= BACKLOG_GROWTH_SHARE * rate,
         "offered_admitted": delivered >= OFFERED_SHARE * rate * (ended_us - started_us) / 1e6,
+        "latency_bounded": lag_us <= SUSTAINED_LAG_MS * 1000,
     }
     return {
         "committed_per_s": committed_per_s,
