@@ -259,7 +259,8 @@ class NodeRuntime:
     async def _verify_proposed_txs(self, event: MessageReceived) -> None:
         """Check the signatures of the transactions a proposal brings that this member has not verified yet,
         in worker threads, before the replica validates it (which would check them one by one on the event
-        loop). Only for a proposal of the current height from its proposer: anyone else's costs nothing."""
+        loop). Only for a proposal of the current or the next height from its proposer (the next height's is
+        held until this member applied the current one, and validated then): anyone else's costs nothing."""
         replica = self.replica
         assert replica is not None
         try:
@@ -272,7 +273,7 @@ class NodeRuntime:
             return
         vote = message.vote
         proposer = self.genesis.validators.proposer(vote.height, vote.view).public_key.raw
-        if vote.height != replica.height or not vote.signer == event.sender == proposer:
+        if not 0 <= vote.height - replica.height <= 1 or not vote.signer == event.sender == proposer:
             return
         try:
             block = self._block(message.block)
