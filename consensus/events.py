@@ -148,6 +148,16 @@ class FetchBlocks:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerFault:
+    """`member` sent something only a faulty or malicious member sends; `cause` names the drop counter
+    (`dropped_garbage`, `dropped_wrong_sender`, `dropped_bad_signature`, `dropped_invalid_block`,
+    `dropped_wrong_digest`, `dropped_bad_new_view`)."""
+
+    member: bytes
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
 class ViewChanged:
     height: int
     old_view: int
@@ -171,6 +181,7 @@ Action = (
     | RequestProposal
     | SetTimer
     | ReportEvidence
+    | PeerFault
     | FetchBlocks
     | ViewChanged
     | ProposalAbandoned

@@ -164,11 +164,11 @@ class Replica:
         try:
             message = decode_message(data)
         except LedgerError:
-            self.counters["dropped_garbage"] += 1
+            self._fault(sender, "dropped_garbage")
             return
         signer = message_signer(message)
         if signer is not None and signer != sender:
-            self.counters["dropped_wrong_sender"] += 1
+            self._fault(sender, "dropped_wrong_sender")
             return
         height = message.height
         if height < self._h.height:
@@ -181,7 +181,7 @@ class Replica:
             self._on_decided(sender, message)
             return
         if not is_authentic(message, self._validators, self._check):
-            self.counters["dropped_bad_signature"] += 1
+            self._fault(sender, "dropped_bad_signature")
             return
         self._catch_up.peers.saw(sender, height)
         if height == self._h.height and self._applying:
@@ -224,11 +224,18 @@ class Replica:
         self._out.append(ev.ReportEvidence(signer, encode_message(earlier), encode_message(message)))
         return True
 
-    def _digest(self, height: int, block: bytes) -> bytes | None:
+    def _fault(self, member: bytes, cause: str) -> None:
+        """Drop something that only a faulty or malicious `member` sends: count it, and tell the node whom
+        to blame (not a counter difference: a held message is judged in a later step than it arrived)."""
+        self.counters[cause] += 1
+        if member != self._me:
+            self._out.append(ev.PeerFault(member, cause))
+
+    def _digest(self, height: int, block: bytes, author: bytes) -> bytes | None:
         try:
             return self._validate(height, block, self._now)
         except LedgerError:
-            self.counters["dropped_invalid_block"] += 1
+            self._fault(author, "dropped_invalid_block")
             return None
 
     # Normal case: pre-prepare, prepare, commit (PBFT section 4.2)
@@ -248,11 +255,11 @@ class Replica:
             return
         if vote.signer != self._me:
             known = h.blocks.get(vote.digest) == pre_prepare.block
-            digest = vote.digest if known else self._digest(h.height, pre_prepare.block)
+            digest = vote.digest if known else self._digest(h.height, pre_prepare.block, vote.signer)
             if digest is None:
                 return
             if digest != vote.digest:
-                self.counters["dropped_wrong_digest"] += 1
+                self._fault(vote.signer, "dropped_wrong_digest")
                 return
         if vote.view > h.view:
             self._move_to_view(vote.view)
@@ -375,7 +382,7 @@ class Replica:
             if best is not None and best.digest in h.blocks:
                 self._out.append(ev.ProposalAbandoned(event.height, event.view, event.block))
                 block = h.blocks[best.digest]
-        digest = self._digest(h.height, block)
+        digest = self._digest(h.height, block, self._me)
         if digest is None:
             self._out.append(ev.ProposalAbandoned(event.height, event.view, event.block))
             return
@@ -439,9 +446,11 @@ class Replica:
             self.counters["duplicates"] += 1
             return
         if rc.prepared is not None and rc.block is not None and rc.prepared.digest not in h.blocks:
-            digest = self._digest(h.height, rc.block)
+            digest = self._digest(h.height, rc.block, rc.signer)
+            if digest is None:
+                return
             if digest != rc.prepared.digest:
-                self.counters["dropped_wrong_digest"] += 1
+                self._fault(rc.signer, "dropped_wrong_digest")
                 return
             h.blocks[digest] = rc.block
             self._check_committed(digest)
@@ -477,7 +486,7 @@ class Replica:
         if head.view not in h.pre_prepares:
             problem = new_view_problem(new_view, self._validators, self._check)
             if problem is not None:
-                self.counters["dropped_bad_new_view"] += 1
+                self._fault(head.signer, "dropped_bad_new_view")
                 return
         self._accept_pre_prepare(new_view.pre_prepare)
 

@@ -28,6 +28,7 @@ from consensus.events import (
     FetchBlocks,
     FetchedBlock,
     MessageReceived,
+    PeerFault,
     Persist,
     ProposalAbandoned,
     ProposalReady,
@@ -87,7 +88,7 @@ COMMIT_WAIT_S = 30.0
 MAX_GOSSIP_BUFFER = 20_000
 REGOSSIP_AGE_MS = 5_000  # a transaction still pending this long is gossiped once more
 REGOSSIP_SCAN_MS = 1_000  # how often the mempool is scanned for such transactions
-# Replica drop counters that only a faulty or malicious sender can cause, and the score each costs it.
+# The score each kind of `PeerFault` (a drop only a faulty or malicious member causes) costs the member.
 # A member's own messages are never garbage or badly signed, so a few of those are enough for a ban.
 PEER_FAULTS = {
     "dropped_garbage": 40.0,
@@ -247,11 +248,7 @@ class NodeRuntime:
                 actions += self._housekeeping(event.now_ms)
             elif isinstance(event, MessageReceived):
                 await self._verify_proposed_txs(event)
-                before = [replica.counters[name] for name in PEER_FAULTS]
                 actions = replica.step(event)
-                for (name, points), count in zip(PEER_FAULTS.items(), before, strict=True):
-                    if replica.counters[name] > count:
-                        self._penalize_member(event.sender, name.removeprefix("dropped_"), points)
             else:
                 actions = replica.step(event)
             await self._execute(actions)
@@ -356,6 +353,10 @@ class NodeRuntime:
                 self._timer_at = action.at_ms
             elif isinstance(action, FetchBlocks):
                 self._start_fetch(action)
+            elif isinstance(action, PeerFault):
+                points = PEER_FAULTS.get(action.cause)
+                if points is not None:
+                    self._penalize_member(action.member, action.cause.removeprefix("dropped_"), points)
             elif isinstance(action, ReportEvidence):
                 logger.error("equivocation by member %s", action.offender.hex())
                 self._penalize_member(action.offender, "equivocation", 100.0)

@@ -33,6 +33,7 @@ from consensus.events import (
     FetchBlocks,
     FetchedBlock,
     MessageReceived,
+    PeerFault,
     Persist,
     ProposalReady,
     ReplicaConfig,
@@ -453,6 +454,12 @@ class Simulation:
             self._serve_fetch(member, action)
         elif isinstance(action, ReportEvidence):
             member.evidence.append(action)
+        elif isinstance(action, PeerFault):
+            blamed = self.members[self.index[action.member]]
+            if member.behaviour is None and blamed.behaviour is None:
+                self.violations.append(
+                    f"member {member.index} blamed honest member {blamed.index}: {action.cause}"
+                )
 
     def _propose(self, member: Member, request: RequestProposal) -> None:
         committed = {tx for d in member.log for tx in block_txs(d.block)}

@@ -19,6 +19,7 @@ from consensus.events import (
     Deliver,
     FetchBlocks,
     FetchedBlock,
+    PeerFault,
     Persist,
     ReportEvidence,
     RequestProposal,
@@ -297,6 +298,25 @@ def test_the_next_height_waits_until_the_node_applied_the_decided_block(sim: Sim
     assert [v.digest for v in votes_of(started, Kind.PREPARE)] == [digest2]
     assert [v.digest for v in votes_of(started, Kind.COMMIT)] == [digest2]  # the held PREPARE counted
     assert replica.counters["dropped_invalid_block"] == 0
+
+
+def test_a_held_invalid_proposal_is_blamed_on_its_proposer_when_judged(sim: SimpleNamespace) -> None:
+    """An invalid h + 1 proposal held while h is applied is judged in the Applied step: the fault names its
+    proposer, not whoever sent the message that decided h."""
+    c = sim.Crafter()
+    replica = c.replica(3)
+    block1, bad2 = sim.make_block(1, 1, []), sim.make_block(2, 2, [], marker=b"bad")
+    digest1 = sim.validate(1, block1, 0)
+    c.receive(replica, 1, c.pre_prepare(1, 1, 0, block1))
+    signed_bad = PrePrepare(c.vote(Kind.PRE_PREPARE, 2, 2, 0, b"\x07" * 32), bad2)
+    assert not [a for a in c.receive(replica, 2, signed_bad) if isinstance(a, PeerFault)]  # held
+    c.receive(replica, 2, c.vote(Kind.PREPARE, 2, 1, 0, digest1))
+    c.receive(replica, 0, c.vote(Kind.COMMIT, 0, 1, 0, digest1))
+    decided = c.receive(replica, 1, c.vote(Kind.COMMIT, 1, 1, 0, digest1))
+    assert [a.height for a in decided if isinstance(a, Deliver)] == [1]
+    assert not [a for a in decided if isinstance(a, PeerFault)]
+    faults = [a for a in replica.step(Applied(1)) if isinstance(a, PeerFault)]
+    assert faults == [PeerFault(c.raw[2], "dropped_invalid_block")]
 
 
 def test_state_transfer_stops_at_a_bad_certificate_or_a_gap(sim: SimpleNamespace) -> None:
