@@ -82,8 +82,10 @@ class Mempool:
             raise MempoolRejected("WRONG_CHAIN", f"transaction is for chain {tx.chain_id!r}")
         return tx
 
-    def admit(self, tx: Transaction, state: LedgerState, now_ms: int) -> bool:
-        """Admit a decoded, verified transaction; False if it was already here."""
+    def admit(self, tx: Transaction, state: LedgerState, now_ms: int, from_peer: bool = False) -> bool:
+        """Admit a decoded, verified transaction; False if it was already here. One `from_peer` is never
+        gossiped again by this node (its origin does that, and the pull fills gaps): if every node re-sent
+        every transaction pending past the age, an overloaded federation would multiply its own load."""
         if tx.hash in self._entries:
             return False
         try:
@@ -100,7 +102,7 @@ class Mempool:
         if len(self._entries) >= self.config.max_txs:
             raise MempoolFull(self.config.max_txs)
         self._seq += 1
-        self._entries[tx.hash] = _Entry(tx, now_ms, self._seq)
+        self._entries[tx.hash] = _Entry(tx, now_ms, self._seq, regossiped=from_peer)
         self._by_sender.setdefault(tx.sender, {})[tx.nonce] = tx.hash
         return True
 

@@ -590,7 +590,7 @@ class NodeRuntime:
                 bad += 1
                 continue
             try:
-                admitted_any = self.mempool.admit(tx, self.chain.state, now) or admitted_any
+                admitted_any = self.mempool.admit(tx, self.chain.state, now, from_peer=True) or admitted_any
             except MempoolRejected:
                 continue
         if admitted_any:

@@ -133,3 +133,11 @@ def test_a_pending_transaction_is_gossiped_again_once() -> None:
     assert [t.sender for t in mempool.to_regossip(5_000, 5_000, 10)] == [ALICE.public.raw]
     assert mempool.to_regossip(20_000, 5_000, 10) == [transfer(BOB, 0)]
     assert mempool.to_regossip(30_000, 5_000, 10) == []
+
+
+def test_a_transaction_from_a_peer_is_left_to_its_origin_to_gossip_again() -> None:
+    mempool, ledger = pool(), state()
+    mempool.admit(transfer(ALICE, 0), ledger, 0, from_peer=True)
+    mempool.admit(transfer(BOB, 0), ledger, 0)
+    assert mempool.to_regossip(60_000, 5_000, 10) == [transfer(BOB, 0)]
+    assert len(mempool) == 2
