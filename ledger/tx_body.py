@@ -251,15 +251,8 @@ def fast_body(kind_number: int, value: list[Value]) -> Body | None:
     """The body of a transfer, an offer without a plan reference, a bid or a cancel, checked inline exactly as
     `from_value` checks it (msgpack yields no int subclass but bool, so `type(x) is int` and a range is its
     `expect_int`); None for any other kind or anything else, valid or not."""
-    if kind_number == TxKind.TRANSFER:
-        return _fast_transfer(value)
-    if kind_number == TxKind.OFFER:
-        return _fast_offer(value)
-    if kind_number == TxKind.BID:
-        return _fast_bid(value)
-    if kind_number == TxKind.CANCEL:
-        return _fast_cancel(value)
-    return None
+    parse = _FAST_PARSERS.get(kind_number)
+    return None if parse is None else parse(value)
 
 
 def _is_name(value: object) -> bool:
@@ -337,6 +330,14 @@ def _fast_cancel(value: list[Value]) -> Cancel | None:
     body = _new(Cancel)
     _set_order_id(body, order_id)
     return body
+
+
+_FAST_PARSERS: dict[int, Callable[[list[Value]], Body | None]] = {
+    int(TxKind.TRANSFER): _fast_transfer,
+    int(TxKind.OFFER): _fast_offer,
+    int(TxKind.BID): _fast_bid,
+    int(TxKind.CANCEL): _fast_cancel,
+}
 
 
 def slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
