@@ -1,0 +1,36 @@
+"""Block results are packed without building value lists: the bytes are those of the canonical encoding."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.codec import encode
+from ledger.limits import MAX_INT, MIN_INT
+from ledger.receipts import Event, EventKind, Receipt, ReceiptCode, decode_results, encode_results
+
+HASHES = st.binary(min_size=32, max_size=32)
+RECEIPTS = st.builds(
+    Receipt,
+    HASHES,
+    st.sampled_from(list(ReceiptCode)),
+    st.text(max_size=40),
+    st.lists(HASHES, max_size=3).map(tuple),
+)
+FIELDS = st.integers(MIN_INT, MAX_INT) | st.booleans() | st.binary(max_size=40) | st.text(max_size=20)
+EVENTS = st.builds(
+    Event,
+    st.sampled_from(list(EventKind)),
+    st.binary(max_size=32),
+    st.lists(FIELDS, max_size=12).map(tuple),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(RECEIPTS, max_size=20), st.lists(EVENTS, max_size=20))
+def test_results_bytes_equal_the_canonical_encoding_of_their_values(
+    receipts: list[Receipt], events: list[Event]
+) -> None:
+    data = encode_results(receipts, events)
+    assert data == encode([[r.to_value() for r in receipts], [e.to_value() for e in events]])
+    assert decode_results(data) == (receipts, events)
