@@ -25,7 +25,7 @@ from ledger.codec import decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError, InvalidCertificate, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import HASH_BYTES
-from ledger.limits import MAX_SIGNER_RECORD_BYTES
+from ledger.limits import MAX_BLOCK_TXS, MAX_SIGNER_RECORD_BYTES
 from ledger.state import LedgerState
 from ledger.votes import Certificate
 
@@ -80,6 +80,16 @@ class BlockCommit:
     tx_hashes: tuple[bytes, ...]
     results: bytes
     writes: Mapping[bytes, bytes | None]
+
+
+def tx_location_values(height: int, count: int) -> list[bytes]:
+    """`encode([height, index])` for each index in range(count), the values of a block's tx index entries:
+    a two-item array is the header 0x92 and the two packed integers, so the height is packed once."""
+    prefix = b"\x92" + encode(height)
+    return [prefix + packed for packed in _PACKED_INDICES[:count]]
+
+
+_PACKED_INDICES = tuple(encode(index) for index in range(MAX_BLOCK_TXS))
 
 
 def _tx_location(data: bytes) -> tuple[int, int]:
@@ -167,6 +177,7 @@ class Store:
             head = self._check_entry(head, entry)
         try:
             with self._db.write_batch(sync=True) as batch:
+                put = batch.put
                 for entry in entries:
                     block = entry.block
                     height = block.height
@@ -174,13 +185,16 @@ class Store:
                     batch.put(schema.block_hash_key(block.hash), schema.u64(height))
                     batch.put(schema.certificate_key(height), entry.certificate.encode())
                     batch.put(schema.receipts_key(height), entry.results)
-                    for index, tx_hash in enumerate(entry.tx_hashes):
-                        batch.put(schema.tx_index_key(tx_hash), encode([height, index]))
-                    for key, value in entry.writes.items():
-                        if value is None:
+                    hashes = entry.tx_hashes
+                    for key, value in zip(
+                        map(schema.tx_index_key, hashes), tx_location_values(height, len(hashes)), strict=True
+                    ):
+                        put(key, value)
+                    for key, state_value in entry.writes.items():
+                        if state_value is None:
                             batch.delete(key)
                         else:
-                            batch.put(key, value)
+                            put(key, state_value)
                 batch.put(schema.HEAD_KEY, head.encode())
         except plyvel.Error as exc:
             raise StoreError(f"write failed: {exc}") from None
