@@ -104,6 +104,8 @@ class Store:
         self._db = db
         self.genesis = genesis
         self._head = head
+        # Certificates `verify_certificate` checked since the last write: the write does not check them again.
+        self._checked: set[tuple[Certificate, int, bytes]] = set()
 
     @classmethod
     def open(cls, path: str | Path, genesis: Genesis, create: bool = True) -> Store:
@@ -170,6 +172,12 @@ class Store:
 
     def commit_many(self, entries: Sequence[BlockCommit]) -> None:
         """Write consecutive certified blocks in one synced batch (catch-up); all or nothing."""
+        try:
+            self._commit_many(entries)
+        finally:
+            self._checked.clear()
+
+    def _commit_many(self, entries: Sequence[BlockCommit]) -> None:
         if not entries:
             return
         head = self._head
@@ -211,12 +219,19 @@ class Store:
         if any(not key.startswith(schema.STATE_PREFIX) for key in entry.writes):
             raise StoreError(f"block {header.height}: a state write outside the state keys")
         try:
-            entry.certificate.verify(
-                self.genesis.validators, self.genesis.chain_id, header.height, header.hash
-            )
+            self.verify_certificate(entry.certificate, header.height, header.hash)
         except InvalidCertificate as exc:
             raise InvalidCertificate(f"block {header.height} refused: {exc}") from None
         return Head(header.height, header.hash, header.timestamp_ms, header.state_root)
+
+    def verify_certificate(self, certificate: Certificate, height: int, block_hash: bytes) -> None:
+        """`certificate.verify` against this chain's validators, remembered until the next write, which then
+        does not check the same certificate for the same block again (catch-up checks each block's before
+        executing it)."""
+        checked = (certificate, height, block_hash)
+        if checked not in self._checked:
+            certificate.verify(self.genesis.validators, self.genesis.chain_id, height, block_hash)
+            self._checked.add(checked)
 
     def put_signer_record(self, data: bytes) -> None:
         """Durably replace consensus's small "last signed" record (synced before returning)."""
