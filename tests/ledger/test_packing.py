@@ -1,4 +1,4 @@
-"""Block results are packed without building value lists: the bytes are those of the canonical encoding."""
+"""Hot paths pack state values without `encode`'s walk: the bytes are those of the canonical encoding."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.codec import encode
+from ledger.hashing import tagged_hash
+from ledger.leases import LEASE_ID_TAG, lease_id
 from ledger.limits import MAX_INT, MIN_INT
 from ledger.receipts import Event, EventKind, Receipt, ReceiptCode, decode_results, encode_results
+from ledger.state_meta import PricePoint, decode_prices, encode_prices
 
 HASHES = st.binary(min_size=32, max_size=32)
 RECEIPTS = st.builds(
@@ -34,3 +37,27 @@ def test_results_bytes_equal_the_canonical_encoding_of_their_values(
     data = encode_results(receipts, events)
     assert data == encode([[r.to_value() for r in receipts], [e.to_value() for e in events]])
     assert decode_results(data) == (receipts, events)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(PricePoint, st.integers(0, MAX_INT), st.integers(0, MAX_INT), st.integers(0, MAX_INT)),
+        min_size=1,
+        max_size=16,
+    )
+)
+def test_price_history_bytes_equal_the_canonical_encoding(points: list[PricePoint]) -> None:
+    data = encode_prices(tuple(points))
+    assert data == encode([[p.height, p.price, p.quantity] for p in points])
+    assert decode_prices(data) == tuple(points)
+
+
+@settings(max_examples=200, deadline=None)
+@given(HASHES, HASHES, st.integers(0, MAX_INT), st.integers(0, MAX_INT))
+def test_lease_ids_hash_the_canonical_encoding(
+    bid_id: bytes, offer_id: bytes, height: int, index: int
+) -> None:
+    assert lease_id(bid_id, offer_id, height, index) == tagged_hash(
+        LEASE_ID_TAG, encode([bid_id, offer_id, height, index])
+    )
