@@ -150,10 +150,12 @@ def _check_order(order: object) -> Order:
         raise ValueError(f"not an order: {type(order).__name__}")
     if type(order.order_id) is not bytes or len(order.order_id) != ORDER_ID_BYTES:
         raise ValueError("order_id must be 32 bytes")
-    if any(type(value) is not int for value in numbers):
-        raise ValueError(f"order fields must be integers: {order!r}")
-    if min(positive) < 1:
-        raise ValueError(f"quantity, price and duration must be at least 1: {order!r}")
+    for value in numbers:
+        if type(value) is not int:
+            raise ValueError(f"order fields must be integers: {order!r}")
+    for value in positive:
+        if value < 1:
+            raise ValueError(f"quantity, price and duration must be at least 1: {order!r}")
     return order
 
 
