@@ -24,7 +24,15 @@ from ledger.genesis import Genesis
 from ledger.leases import Lease, LeaseStatus
 from ledger.market import Market, lease_cost
 from ledger.receipts import Event, Receipt, ReceiptCode, TxRejected, decode_results, encode_results
-from ledger.records import Account, AccountRecord, BidRecord, OfferRecord, OrderRecord, encode_order
+from ledger.records import (
+    Account,
+    AccountRecord,
+    BidRecord,
+    OfferRecord,
+    OrderRecord,
+    encode_order,
+    pack_record,
+)
 from ledger.schema import account_key, lease_key, order_key
 from ledger.state_load import load_into
 from ledger.state_meta import CLOCK_KEY, BookKey, PricePoint, StateMeta, encode_prices, price_key, root_of
@@ -64,6 +72,9 @@ class Execution:
     @staticmethod
     def decode_results(data: bytes) -> tuple[list[Receipt], list[Event]]:
         return decode_results(data)
+
+
+_OK = ReceiptCode.OK  # an enum member lookup costs about 0.2 us on Python 3.11; this is once per transaction
 
 
 class Refused(Exception):
@@ -272,7 +283,9 @@ class LedgerState:
         record = self.accounts_by_address.get(address)
         accounts_before = self._undo.accounts
         if address not in accounts_before:
-            accounts_before[address] = None if record is None else record.snapshot()
+            accounts_before[address] = (
+                None if record is None else (record.balance, record.escrow, record.next_nonce)
+            )
         if record is None:
             record = self.accounts_by_address[address] = AccountRecord(0, 0, 0)
         return record
@@ -321,7 +334,8 @@ class LedgerState:
         writes: dict[bytes, bytes | None] = {}
         accounts = self.accounts_by_address
         for address in undo.accounts:
-            writes[account_key(address)] = accounts[address].encode()
+            record = accounts[address]
+            writes[account_key(address)] = pack_record([record.balance, record.escrow, record.next_nonce])
         orders = self.orders_by_id
         for order_id in undo.orders:
             order = orders.get(order_id)
@@ -354,21 +368,21 @@ class LedgerState:
                     self._check_transfer(body, sender.balance)
                 sender.balance -= amount
                 self.touch_account(body.to).balance += amount
-                return Receipt(tx.hash, ReceiptCode.OK, "", ())
+                return Receipt(tx.hash, _OK, "", ())
             if isinstance(body, OfferBody):
                 self._place_offer(tx, body, now, height)
-                return Receipt(tx.hash, ReceiptCode.OK, "", (tx.hash,))
+                return Receipt(tx.hash, _OK, "", (tx.hash,))
             if isinstance(body, BidBody):
                 self._place_bid(tx, body, sender, now, height)
-                return Receipt(tx.hash, ReceiptCode.OK, "", (tx.hash,))
+                return Receipt(tx.hash, _OK, "", (tx.hash,))
             if isinstance(body, Cancel):
                 self._cancel(tx.sender, body.order_id)
-                return Receipt(tx.hash, ReceiptCode.OK, "", (body.order_id,))
+                return Receipt(tx.hash, _OK, "", (body.order_id,))
             if isinstance(body, Grant):
                 self._grant(tx.sender, body, now)
             else:
                 self._close(tx.sender, body, now)
-            return Receipt(tx.hash, ReceiptCode.OK, "", (body.lease_id,))
+            return Receipt(tx.hash, _OK, "", (body.lease_id,))
         except Refused as refused:
             return Receipt(tx.hash, refused.code, refused.detail)
 
