@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,6 +12,7 @@ from ledger.hashing import tagged_hash
 from ledger.leases import LEASE_ID_TAG, lease_id
 from ledger.limits import MAX_INT, MIN_INT
 from ledger.receipts import Event, EventKind, Receipt, ReceiptCode, decode_results, encode_results
+from ledger.records import BidRecord, OfferRecord
 from ledger.state_meta import PricePoint, decode_prices, encode_prices
 
 HASHES = st.binary(min_size=32, max_size=32)
@@ -61,3 +64,13 @@ def test_lease_ids_hash_the_canonical_encoding(
     assert lease_id(bid_id, offer_id, height, index) == tagged_hash(
         LEASE_ID_TAG, encode([bid_id, offer_id, height, index])
     )
+
+
+OFFER = OfferRecord(b"\x01" * 32, b"\x02" * 32, "vcpu", "eu", 7, 9, 100, 10, 20, 3, 4, None)
+BID = BidRecord(b"\x03" * 32, b"\x04" * 32, "vcpu", "eu", 5, 6, 120, 600, 30, 8, 9, b"\x05" * 32, 1_000)
+
+
+@given(st.integers(0, 2**20), st.integers(0, MAX_INT))
+def test_record_updates_equal_dataclass_replace(quantity: int, escrow: int) -> None:
+    assert OFFER.with_quantity(quantity) == replace(OFFER, quantity=quantity)
+    assert BID.with_quantity(quantity, escrow) == replace(BID, quantity=quantity, escrow=escrow)
