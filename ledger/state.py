@@ -13,9 +13,10 @@ heights, the market clearing of the marked books (ledger.settlement).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+import msgpack
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from ledger import settlement
@@ -30,8 +31,6 @@ from ledger.records import (
     BidRecord,
     OfferRecord,
     OrderRecord,
-    encode_order,
-    pack_record,
 )
 from ledger.schema import account_key, lease_key, order_key
 from ledger.state_load import load_into
@@ -106,6 +105,9 @@ class LedgerState:
         self._next_seq = 0
         self._books: set[BookKey] = set()
         self._last: Execution | None = None
+        # Packs the records of `_writes` as `pack_record` does, without a new Packer (and its buffer) per
+        # record; one per state, which is used from one thread only.
+        self._pack: Callable[[object], bytes] = msgpack.Packer().pack
 
     @classmethod
     def from_genesis(cls, genesis: Genesis) -> tuple[LedgerState, dict[bytes, bytes]]:
@@ -332,14 +334,15 @@ class LedgerState:
 
     def _writes(self, undo: Undo, meta_before: StateMeta) -> dict[bytes, bytes | None]:
         writes: dict[bytes, bytes | None] = {}
+        pack = self._pack
         accounts = self.accounts_by_address
         for address in undo.accounts:
             record = accounts[address]
-            writes[account_key(address)] = pack_record([record.balance, record.escrow, record.next_nonce])
+            writes[account_key(address)] = pack([record.balance, record.escrow, record.next_nonce])
         orders = self.orders_by_id
         for order_id in undo.orders:
             order = orders.get(order_id)
-            writes[order_key(order_id)] = None if order is None else encode_order(order)
+            writes[order_key(order_id)] = None if order is None else pack(order.to_value())
         for lease_id in undo.leases:
             writes[lease_key(lease_id)] = self.leases_by_id[lease_id].encode()
         for book in undo.prices:
