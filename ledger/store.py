@@ -216,8 +216,10 @@ class Store:
             )
         if len(entry.tx_hashes) != len(entry.block.txs):
             raise StoreError(f"block {header.height}: one transaction hash per transaction is needed")
-        if any(not key.startswith(schema.STATE_PREFIX) for key in entry.writes):
-            raise StoreError(f"block {header.height}: a state write outside the state keys")
+        state_prefix = schema.STATE_PREFIX
+        for key in entry.writes:
+            if not key.startswith(state_prefix):
+                raise StoreError(f"block {header.height}: a state write outside the state keys")
         try:
             self.verify_certificate(entry.certificate, header.height, header.hash)
         except InvalidCertificate as exc:
