@@ -357,11 +357,15 @@ class LedgerState:
     def _apply(self, tx: Transaction, now: int, height: int) -> Receipt:
         if tx.chain_id != self.chain_id:
             return Receipt(tx.hash, ReceiptCode.WRONG_CHAIN, f"transaction is for chain {tx.chain_id!r}")
-        record = self.accounts_by_address.get(tx.sender)
-        expected = 0 if record is None else record.next_nonce
+        sender = self.accounts_by_address.get(tx.sender)
+        expected = 0 if sender is None else sender.next_nonce
         if tx.nonce != expected:
             return Receipt(tx.hash, ReceiptCode.BAD_NONCE, f"nonce {tx.nonce}, expected {expected}")
-        sender = self.touch_account(tx.sender)
+        accounts_before = self._undo.accounts
+        if sender is None:
+            sender = self.touch_account(tx.sender)
+        elif tx.sender not in accounts_before:  # `touch_account` for a record already at hand
+            accounts_before[tx.sender] = (sender.balance, sender.escrow, sender.next_nonce)
         sender.next_nonce += 1
         body = tx.body
         try:
