@@ -278,15 +278,18 @@ class Chain:
         if len(block.txs) > limit:
             raise InvalidBlock(f"block {block.height} carries {len(block.txs)} transactions; at most {limit}")
         txs = _decode_txs(block, self._decoded)
-        for tx in txs:
-            if tx.hash in committed_in_batch or self.store.tx_location(tx.hash) is not None:
-                raise InvalidBlock(f"block {block.height} repeats a committed transaction {tx.hash.hex()}")
-            if not verify_signatures:
-                continue
-            try:
-                self.verify_tx(tx)
-            except InvalidSignature as exc:
-                raise InvalidBlock(f"block {block.height}: transaction {tx.hash.hex()}: {exc}") from None
+        hashes = [tx.hash for tx in txs]
+        repeated = next((h for h in hashes if h in committed_in_batch), None) if committed_in_batch else None
+        if repeated is None:
+            repeated = self.store.first_committed(hashes)
+        if repeated is not None:
+            raise InvalidBlock(f"block {block.height} repeats a committed transaction {repeated.hex()}")
+        if verify_signatures:
+            for tx in txs:
+                try:
+                    self.verify_tx(tx)
+                except InvalidSignature as exc:
+                    raise InvalidBlock(f"block {block.height}: transaction {tx.hash.hex()}: {exc}") from None
         return txs
 
     def _execute(self, block: Block, txs: Sequence[Transaction]) -> Execution:

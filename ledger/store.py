@@ -12,7 +12,7 @@ link to the head, the certificate against the genesis validator set) so that no 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -279,6 +279,18 @@ class Store:
         """(height, index in block) of a committed transaction, or None."""
         data = self._get(schema.tx_index_key(tx_hash))
         return None if data is None else self._decoded(_tx_location, data, "tx location")
+
+    def first_committed(self, tx_hashes: Iterable[bytes]) -> bytes | None:
+        """The first of `tx_hashes` that names a committed transaction, if any (one lookup per hash, with no
+        decoding of what is found)."""
+        get, key_of = self._db.get, schema.tx_index_key
+        try:
+            for tx_hash in tx_hashes:
+                if get(key_of(tx_hash)) is not None:
+                    return tx_hash
+        except plyvel.Error as exc:
+            raise StoreError(f"read failed: {exc}") from None
+        return None
 
     def blocks(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[Block, Certificate]]:
         """Committed blocks with their certificates, heights in [start, stop), in height order."""
