@@ -134,10 +134,16 @@ class Block:
         header, txs = expect_list(decode_shape(data, MAX_BLOCK_BYTES), 2, "block")
         if not isinstance(txs, list) or len(txs) > MAX_BLOCK_TXS:
             raise DecodeError(f"block: transactions must be a list of at most {MAX_BLOCK_TXS}")
-        return cls(
-            BlockHeader.from_value(header),
-            tuple(expect_bytes(tx, "block transaction", max_len=MAX_TX_BYTES) for tx in txs),
-        )
+        for tx in txs:
+            if type(tx) is not bytes or not 0 < len(tx) <= MAX_TX_BYTES:
+                raise DecodeError(f"block: each transaction is 1 to {MAX_TX_BYTES} bytes")
+        # `data` is canonical (decode_shape) and every field is checked: it is the block's encoding, so the
+        # object is filled directly instead of encoding the transactions again in `__post_init__`.
+        block = object.__new__(cls)
+        object.__setattr__(block, "header", BlockHeader.from_value(header))
+        object.__setattr__(block, "txs", tuple(txs))
+        object.__setattr__(block, "encoded", bytes(data))
+        return block
 
 
 def tx_root(tx_hashes: Sequence[bytes]) -> bytes:

@@ -25,12 +25,12 @@ from ledger.block import BLOCK_VERSION, Block, BlockHeader, InvalidBlock, check_
 from ledger.block import MAX_HEADER_BYTES as _MAX_HEADER_BYTES
 from ledger.errors import DecodeError, InvalidCertificate, InvalidSignature, LedgerError
 from ledger.genesis import Genesis
-from ledger.hashing import tagged_hash
 from ledger.limits import MAX_BLOCK_BYTES, MAX_BLOCK_TXS
 from ledger.merkle import MerkleProof, merkle_proof
 from ledger.state import BlockContext, Execution, LedgerState
 from ledger.store import BlockCommit, Head, Store, StoreError
-from ledger.tx import TX_HASH_TAG, Transaction
+from ledger.tx import Transaction
+from ledger.tx import tx_hash_of as tx_hash_of  # re-exported: node and tests hash through the chain
 from ledger.votes import Certificate
 
 VERIFIED_CACHE_SIZE = 100_000
@@ -93,11 +93,6 @@ def _check_link(genesis: Genesis, validators_hash: bytes, header: BlockHeader, p
         raise InvalidBlock(f"block {header.height} was proposed by a non-member")
     if header.timestamp_ms <= parent.timestamp_ms:
         raise InvalidBlock(f"block {header.height} is not later than its parent")
-
-
-def tx_hash_of(data: bytes) -> bytes:
-    """The hash of the transaction whose canonical bytes are `data` (its `Transaction.hash`), undecoded."""
-    return tagged_hash(TX_HASH_TAG, data)
 
 
 def _decode(data: bytes) -> Transaction:
@@ -194,8 +189,9 @@ class Chain:
 
     def _decoded(self, data: bytes) -> Transaction:
         """The transaction with these bytes: the verified object the cache holds, else a fresh decode."""
-        known = self._verified.get(tx_hash_of(data))
-        return known if known is not None else Transaction.decode(data)
+        tx_hash = tx_hash_of(data)
+        known = self._verified.get(tx_hash)
+        return known if known is not None else Transaction.decode_hashed(data, tx_hash)
 
     # Proposer side.
 
@@ -282,15 +278,18 @@ class Chain:
         if len(block.txs) > limit:
             raise InvalidBlock(f"block {block.height} carries {len(block.txs)} transactions; at most {limit}")
         txs = _decode_txs(block, self._decoded)
-        for tx in txs:
-            if tx.hash in committed_in_batch or self.store.tx_location(tx.hash) is not None:
-                raise InvalidBlock(f"block {block.height} repeats a committed transaction {tx.hash.hex()}")
-            if not verify_signatures:
-                continue
-            try:
-                self.verify_tx(tx)
-            except InvalidSignature as exc:
-                raise InvalidBlock(f"block {block.height}: transaction {tx.hash.hex()}: {exc}") from None
+        hashes = [tx.hash for tx in txs]
+        repeated = next((h for h in hashes if h in committed_in_batch), None) if committed_in_batch else None
+        if repeated is None:
+            repeated = self.store.first_committed(hashes)
+        if repeated is not None:
+            raise InvalidBlock(f"block {block.height} repeats a committed transaction {repeated.hex()}")
+        if verify_signatures:
+            for tx in txs:
+                try:
+                    self.verify_tx(tx)
+                except InvalidSignature as exc:
+                    raise InvalidBlock(f"block {block.height}: transaction {tx.hash.hex()}: {exc}") from None
         return txs
 
     def _execute(self, block: Block, txs: Sequence[Transaction]) -> Execution:
@@ -356,7 +355,7 @@ class Chain:
                 header = block.header
                 if header.height <= parent.height and self.store.height_of(header.hash) == header.height:
                     continue  # already stored: catch-up may overlap what we have
-                certificate.verify(self.genesis.validators, self.chain_id, header.height, header.hash)
+                self.store.verify_certificate(certificate, header.height, header.hash)
                 _check_link(self.genesis, self.validators_hash, header, parent)
                 if local_now_ms is not None and header.timestamp_ms > local_now_ms + bound:
                     raise InvalidBlock(f"block {header.height} lies in the future beyond the clock bound")

@@ -10,7 +10,7 @@ rejected with `DecodeError`, the only exception that can escape `decode`.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgpack
 
@@ -54,7 +54,11 @@ def encode(value: Value) -> bytes:
 
 def encode_shape(value: Value) -> bytes:
     """`encode` without the walk over the value: only for values whose every leaf a parser just checked."""
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    return _packb(value)  # type: ignore[no-any-return]
+
+
+_packb = msgpack.packb  # use_bin_type=True is msgpack's default
+_unpackb = msgpack.unpackb  # max_*_len default to the input's length; raw=False, use_list=True as well
 
 
 def _reject_map(pairs: object) -> object:
@@ -66,6 +70,25 @@ def decode(data: bytes, max_size: int) -> Value:
     value = decode_shape(data, max_size)
     _check(value, 0)
     return value
+
+
+def unpack_raw(data: bytes, max_size: int) -> Any:
+    """The msgpack value of at most `max_size` bytes, without any check of the value or of its form: maps,
+    floats and extension types may come out. Only for parsers that check the exact type of every field they
+    take (so anything else is refused) and then prove the form canonical with `encode_shape(value) == data`.
+    Raises `DecodeError` only."""
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise DecodeError(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+    if len(data) > max_size:
+        raise DecodeError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
+    if not data:
+        raise DecodeError("empty input")
+    try:
+        return _unpackb(data)
+    except Exception as exc:  # msgpack raises many types for bad input; all are the peer's fault
+        raise DecodeError(f"not valid msgpack: {exc.__class__.__name__}: {exc}") from None
 
 
 def decode_shape(data: bytes, max_size: int) -> Value:

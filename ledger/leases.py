@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from ledger.codec import Value, decode, encode, expect_bytes, expect_int, expect_list, expect_str
+from ledger.codec import Value, decode, encode_shape, expect_bytes, expect_int, expect_list, expect_str
 from ledger.errors import DecodeError
-from ledger.hashing import HASH_BYTES, tagged_hash
+from ledger.hashing import HASH_BYTES, tagged_hasher
 from ledger.keys import PUBLIC_KEY_BYTES
 from ledger.limits import MAX_SEALED_GRANT_BYTES, MAX_SUPPLY, MAX_TEXT_CHARS
 from ledger.records import pack_record
@@ -38,9 +38,12 @@ class LeaseStatus(IntEnum):
 LIVE_STATUSES = (LeaseStatus.AWAITING_GRANT, LeaseStatus.ACTIVE)
 
 
+_lease_hash = tagged_hasher(LEASE_ID_TAG)
+
+
 def lease_id(bid_id: bytes, offer_id: bytes, height: int, fill_index: int) -> bytes:
     """The id of the lease made by the `fill_index`-th fill (counted over the block) of a block."""
-    return tagged_hash(LEASE_ID_TAG, encode([bid_id, offer_id, height, fill_index]))
+    return _lease_hash(encode_shape([bid_id, offer_id, height, fill_index]))  # two ids and two integers
 
 
 def close_split(escrow: int, start: int, end: int, now: int) -> tuple[int, int]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from heapq import heappop, heappush
-
-from sortedcontainers import SortedList  # type: ignore[import-untyped]
+from heapq import heapify, heappop, heappush
 
 from ledger.orderbook import (
     MAX_LEASE_SECONDS,
@@ -52,6 +50,7 @@ __all__ = [
 ]
 
 ORDER_ID_BYTES = 32
+_STALE_SLACK = 64  # the expiry heap is rebuilt when it holds more than twice the live orders plus this
 
 
 @dataclass(slots=True)
@@ -150,10 +149,12 @@ def _check_order(order: object) -> Order:
         raise ValueError(f"not an order: {type(order).__name__}")
     if type(order.order_id) is not bytes or len(order.order_id) != ORDER_ID_BYTES:
         raise ValueError("order_id must be 32 bytes")
-    if any(type(value) is not int for value in numbers):
-        raise ValueError(f"order fields must be integers: {order!r}")
-    if min(positive) < 1:
-        raise ValueError(f"quantity, price and duration must be at least 1: {order!r}")
+    for value in numbers:
+        if type(value) is not int:
+            raise ValueError(f"order fields must be integers: {order!r}")
+    for value in positive:
+        if value < 1:
+            raise ValueError(f"quantity, price and duration must be at least 1: {order!r}")
     return order
 
 
@@ -164,7 +165,9 @@ class Market:
     def __init__(self, resource_classes: Sequence[str], regions: Sequence[str]) -> None:
         self._books = {(c, r): Book() for c in resource_classes for r in regions}
         self._entries: dict[bytes, _Entry] = {}
-        self._expiries: SortedList = SortedList()
+        # A heap of (expiry time, order id) with lazy deletion: a removed order's item stays until it reaches
+        # the top (or the heap is rebuilt when most of it is stale); `expired` skips items of no live order.
+        self._expiries: list[tuple[int, bytes]] = []
 
     # -- orders ------------------------------------------------------------------------------------------
 
@@ -189,7 +192,9 @@ class Market:
             entry.book.remove_offer(entry.key, entry.available_from, entry.available_until)
         else:
             entry.book.remove_bid(entry.key, entry.duration)
-        self._expiries.remove(entry.expiry)
+        if len(self._expiries) > 2 * len(self._entries) + _STALE_SLACK:
+            self._expiries = [live.expiry for live in self._entries.values()]
+            heapify(self._expiries)
         return entry.order
 
     def get(self, order_id: bytes) -> Offer | Bid | None:
@@ -216,7 +221,7 @@ class Market:
             start, end, duration = 0, 0, order.duration
             book.add_bid(key, duration)
             expiry = (order.expires_at, order.order_id)
-        self._expiries.add(expiry)
+        heappush(self._expiries, expiry)
         self._entries[order.order_id] = _Entry(order, book, key, expiry, start, end, duration)
 
     # -- clearing ----------------------------------------------------------------------------------------
@@ -312,11 +317,17 @@ class Market:
     def expired(self, now: int, limit: int) -> list[Offer | Bid]:
         """Orders that must leave at `now` (bid: expires_at <= now, offer: available_until <= now), ordered by
         (that time, order_id), at most `limit`; they stay in the market until removed."""
+        heap, entries = self._expiries, self._entries
         found: list[Order] = []
-        for end, order_id in self._expiries:
-            if end > now or len(found) >= limit:
-                break
-            found.append(self._entries[order_id].order)
+        live: list[tuple[int, bytes]] = []
+        while heap and heap[0][0] <= now and len(found) < limit:
+            item = heappop(heap)
+            entry = entries.get(item[1])
+            if entry is not None and entry.expiry == item and (not live or live[-1] != item):
+                live.append(item)  # equal live items (an order removed and put back) are kept once
+                found.append(entry.order)
+        for item in live:
+            heappush(heap, item)
         return found
 
     def opened(self, after: int, now: int) -> list[tuple[str, str]]:

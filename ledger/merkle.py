@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ledger.codec import Value, decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError
-from ledger.hashing import HASH_BYTES, tagged_hash
+from ledger.hashing import HASH_BYTES, tagged_hash, tagged_hasher
 from ledger.limits import MAX_BLOCK_TXS
 
 LEAF_TAG = b"fedmarket/merkle/leaf"
@@ -29,16 +29,16 @@ MAX_PROOF_LENGTH = max(1, (MAX_BLOCK_TXS - 1).bit_length())
 MAX_PROOF_BYTES = 64 + MAX_PROOF_LENGTH * (HASH_BYTES + 2)
 
 
-def leaf_hash(item: bytes) -> bytes:
-    return tagged_hash(LEAF_TAG, item)
+leaf_hash = tagged_hasher(LEAF_TAG)
+_pair_hash = tagged_hasher(NODE_TAG)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return tagged_hash(NODE_TAG, left + right)
+    return _pair_hash(left + right)
 
 
 def _next_level(level: list[bytes]) -> list[bytes]:
-    paired = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    paired = [_pair_hash(level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
     if len(level) % 2:
         paired.append(level[-1])
     return paired
@@ -48,7 +48,7 @@ def merkle_root(items: Sequence[bytes]) -> bytes:
     """The root over `items` (transaction hashes, in block order); EMPTY_ROOT for no items."""
     if not items:
         return EMPTY_ROOT
-    level = [leaf_hash(item) for item in items]
+    level = list(map(leaf_hash, items))
     while len(level) > 1:
         level = _next_level(level)
     return level[0]

@@ -116,9 +116,10 @@ def lease_cost(quantity: int, price: int, duration: int) -> int:
 
     Exact for all non-negative integers (no overflow in Python); below 2**64 within the MAX_* bounds.
     """
-    for name, value in (("quantity", quantity), ("price", price), ("duration", duration)):
-        if type(value) is not int or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if type(quantity) is not int or type(price) is not int or type(duration) is not int:
+        raise ValueError(f"quantity, price, duration must be integers: {quantity!r}, {price!r}, {duration!r}")
+    if quantity < 0 or price < 0 or duration < 0:
+        raise ValueError(f"quantity, price, duration must be non-negative: {quantity}, {price}, {duration}")
     return quantity * price * duration // SECONDS_PER_HOUR
 
 

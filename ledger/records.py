@@ -100,6 +100,23 @@ class OfferRecord:
     height: int  # block that placed it
     plan: PlanReference | None
 
+    def with_quantity(self, quantity: int) -> OfferRecord:
+        """This offer with `quantity` units left (`dataclasses.replace`, without its generic field walk)."""
+        return OfferRecord(
+            self.order_id,
+            self.owner,
+            self.resource_class,
+            self.region,
+            quantity,
+            self.original_quantity,
+            self.min_price,
+            self.available_from,
+            self.available_until,
+            self.seq,
+            self.height,
+            self.plan,
+        )
+
     def to_market(self) -> Offer:
         return Offer(
             self.order_id,
@@ -145,6 +162,24 @@ class BidRecord:
     height: int
     access_key: bytes
     escrow: int  # always lease_cost(quantity, max_price, duration)
+
+    def with_quantity(self, quantity: int, escrow: int) -> BidRecord:
+        """This bid with `quantity` units still wanted and `escrow` held for them."""
+        return BidRecord(
+            self.order_id,
+            self.owner,
+            self.resource_class,
+            self.region,
+            quantity,
+            self.original_quantity,
+            self.max_price,
+            self.duration,
+            self.expires_at,
+            self.seq,
+            self.height,
+            self.access_key,
+            escrow,
+        )
 
     def to_market(self) -> Bid:
         return Bid(

@@ -148,11 +148,11 @@ def apply_fill(state: LedgerState, fill: Fill, height: int, fill_index: int, now
     buyer.escrow -= refund
     buyer.balance += refund
     if remaining:
-        state.set_order(replace(bid, quantity=remaining, escrow=escrow_left))
+        state.set_order(bid.with_quantity(remaining, escrow_left))
     else:
         state.drop_order(bid.order_id)
     if offer.quantity > fill.quantity:
-        state.set_order(replace(offer, quantity=offer.quantity - fill.quantity))
+        state.set_order(offer.with_quantity(offer.quantity - fill.quantity))
     else:
         state.drop_order(offer.order_id)
     new_lease = Lease(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ledger.codec import decode, encode, expect_bytes, expect_int, expect_list, expect_str
+from ledger.codec import decode, encode, encode_shape, expect_bytes, expect_int, expect_list, expect_str
 from ledger.errors import DecodeError
 from ledger.hashing import HASH_BYTES, tagged_hash
 from ledger.limits import MAX_CLASSES, MAX_REGIONS
@@ -56,7 +56,9 @@ def decode_price_key(key: bytes) -> BookKey:
 
 
 def encode_prices(points: tuple[PricePoint, ...]) -> bytes:
-    return encode([[p.height, p.price, p.quantity] for p in points])
+    """The canonical bytes of a price history; its integers come from the state (heights, prices within
+    MAX_PRICE, quantities within MAX_QUANTITY), so `encode`'s walk has nothing to refuse."""
+    return encode_shape([[p.height, p.price, p.quantity] for p in points])
 
 
 def decode_prices(data: bytes) -> tuple[PricePoint, ...]:

@@ -12,7 +12,7 @@ link to the head, the certificate against the genesis validator set) so that no 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -25,7 +25,7 @@ from ledger.codec import decode, encode, expect_bytes, expect_int, expect_list
 from ledger.errors import DecodeError, InvalidCertificate, LedgerError
 from ledger.genesis import Genesis
 from ledger.hashing import HASH_BYTES
-from ledger.limits import MAX_SIGNER_RECORD_BYTES
+from ledger.limits import MAX_BLOCK_TXS, MAX_SIGNER_RECORD_BYTES
 from ledger.state import LedgerState
 from ledger.votes import Certificate
 
@@ -82,6 +82,16 @@ class BlockCommit:
     writes: Mapping[bytes, bytes | None]
 
 
+def tx_location_values(height: int, count: int) -> list[bytes]:
+    """`encode([height, index])` for each index in range(count), the values of a block's tx index entries:
+    a two-item array is the header 0x92 and the two packed integers, so the height is packed once."""
+    prefix = b"\x92" + encode(height)
+    return [prefix + packed for packed in _PACKED_INDICES[:count]]
+
+
+_PACKED_INDICES = tuple(encode(index) for index in range(MAX_BLOCK_TXS))
+
+
 def _tx_location(data: bytes) -> tuple[int, int]:
     height, index = expect_list(decode(data, MAX_RECORD_BYTES), 2, "tx location")
     return expect_int(height, "tx height", 1), expect_int(index, "tx index")
@@ -94,6 +104,8 @@ class Store:
         self._db = db
         self.genesis = genesis
         self._head = head
+        # Certificates `verify_certificate` checked since the last write: the write does not check them again.
+        self._checked: set[tuple[Certificate, int, bytes]] = set()
 
     @classmethod
     def open(cls, path: str | Path, genesis: Genesis, create: bool = True) -> Store:
@@ -160,6 +172,12 @@ class Store:
 
     def commit_many(self, entries: Sequence[BlockCommit]) -> None:
         """Write consecutive certified blocks in one synced batch (catch-up); all or nothing."""
+        try:
+            self._commit_many(entries)
+        finally:
+            self._checked.clear()
+
+    def _commit_many(self, entries: Sequence[BlockCommit]) -> None:
         if not entries:
             return
         head = self._head
@@ -167,6 +185,7 @@ class Store:
             head = self._check_entry(head, entry)
         try:
             with self._db.write_batch(sync=True) as batch:
+                put = batch.put
                 for entry in entries:
                     block = entry.block
                     height = block.height
@@ -174,13 +193,16 @@ class Store:
                     batch.put(schema.block_hash_key(block.hash), schema.u64(height))
                     batch.put(schema.certificate_key(height), entry.certificate.encode())
                     batch.put(schema.receipts_key(height), entry.results)
-                    for index, tx_hash in enumerate(entry.tx_hashes):
-                        batch.put(schema.tx_index_key(tx_hash), encode([height, index]))
-                    for key, value in entry.writes.items():
-                        if value is None:
+                    hashes = entry.tx_hashes
+                    for key, value in zip(
+                        map(schema.tx_index_key, hashes), tx_location_values(height, len(hashes)), strict=True
+                    ):
+                        put(key, value)
+                    for key, state_value in entry.writes.items():
+                        if state_value is None:
                             batch.delete(key)
                         else:
-                            batch.put(key, value)
+                            put(key, state_value)
                 batch.put(schema.HEAD_KEY, head.encode())
         except plyvel.Error as exc:
             raise StoreError(f"write failed: {exc}") from None
@@ -194,15 +216,24 @@ class Store:
             )
         if len(entry.tx_hashes) != len(entry.block.txs):
             raise StoreError(f"block {header.height}: one transaction hash per transaction is needed")
-        if any(not key.startswith(schema.STATE_PREFIX) for key in entry.writes):
-            raise StoreError(f"block {header.height}: a state write outside the state keys")
+        state_prefix = schema.STATE_PREFIX
+        for key in entry.writes:
+            if not key.startswith(state_prefix):
+                raise StoreError(f"block {header.height}: a state write outside the state keys")
         try:
-            entry.certificate.verify(
-                self.genesis.validators, self.genesis.chain_id, header.height, header.hash
-            )
+            self.verify_certificate(entry.certificate, header.height, header.hash)
         except InvalidCertificate as exc:
             raise InvalidCertificate(f"block {header.height} refused: {exc}") from None
         return Head(header.height, header.hash, header.timestamp_ms, header.state_root)
+
+    def verify_certificate(self, certificate: Certificate, height: int, block_hash: bytes) -> None:
+        """`certificate.verify` against this chain's validators, remembered until the next write, which then
+        does not check the same certificate for the same block again (catch-up checks each block's before
+        executing it)."""
+        checked = (certificate, height, block_hash)
+        if checked not in self._checked:
+            certificate.verify(self.genesis.validators, self.genesis.chain_id, height, block_hash)
+            self._checked.add(checked)
 
     def put_signer_record(self, data: bytes) -> None:
         """Durably replace consensus's small "last signed" record (synced before returning)."""
@@ -248,6 +279,18 @@ class Store:
         """(height, index in block) of a committed transaction, or None."""
         data = self._get(schema.tx_index_key(tx_hash))
         return None if data is None else self._decoded(_tx_location, data, "tx location")
+
+    def first_committed(self, tx_hashes: Iterable[bytes]) -> bytes | None:
+        """The first of `tx_hashes` that names a committed transaction, if any (one lookup per hash, with no
+        decoding of what is found)."""
+        get, key_of = self._db.get, schema.tx_index_key
+        try:
+            for tx_hash in tx_hashes:
+                if get(key_of(tx_hash)) is not None:
+                    return tx_hash
+        except plyvel.Error as exc:
+            raise StoreError(f"read failed: {exc}") from None
+        return None
 
     def blocks(self, start: int = 1, stop: int | None = None) -> Iterator[tuple[Block, Certificate]]:
         """Committed blocks with their certificates, heights in [start, stop), in height order."""

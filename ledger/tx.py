@@ -11,254 +11,76 @@ else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import ClassVar, TypeAlias
 
 from ledger.codec import (
     Value,
     decode,
-    decode_shape,
     encode,
     encode_shape,
     expect_bytes,
     expect_int,
     expect_list,
     expect_str,
+    unpack_raw,
 )
 from ledger.errors import DecodeError, InvalidKey, InvalidSignature, LedgerError
-from ledger.hashing import HASH_BYTES, tagged_hash
+from ledger.hashing import tagged_hasher
 from ledger.keys import PUBLIC_KEY_BYTES, SIGNATURE_BYTES, PrivateKey, public_key
-from ledger.limits import MAX_SEALED_GRANT_BYTES, MAX_SUPPLY, MAX_TEXT_CHARS, MAX_TX_BYTES
-from ledger.market import MAX_LEASE_SECONDS, MAX_ORDER_QUANTITY, MAX_UNIT_PRICE
+from ledger.limits import MAX_TX_BYTES
+from ledger.tx_body import (
+    BODY_TYPES,
+    MAX_CHAIN_ID_CHARS,
+    MAX_DURATION_S,
+    MAX_NAME_CHARS,
+    MAX_PLAN_INDICATORS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_TIME_S,
+    X25519_KEY_BYTES,
+    BidBody,
+    Body,
+    Cancel,
+    Close,
+    Grant,
+    OfferBody,
+    PlanReference,
+    Transfer,
+    TxKind,
+    fast_body,
+    slot_setter,
+)
+
+__all__ = [
+    "BODY_TYPES",
+    "MAX_CHAIN_ID_CHARS",
+    "MAX_DURATION_S",
+    "MAX_NAME_CHARS",
+    "MAX_PLAN_INDICATORS",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "MAX_TIME_S",
+    "TX_HASH_TAG",
+    "TX_SIGN_TAG",
+    "TX_VERSION",
+    "X25519_KEY_BYTES",
+    "BidBody",
+    "Body",
+    "Cancel",
+    "Close",
+    "Grant",
+    "OfferBody",
+    "PlanReference",
+    "Transaction",
+    "Transfer",
+    "TxKind",
+    "sign_transaction",
+    "signing_payload",
+    "tx_hash_of",
+]
 
 TX_VERSION = 1
 TX_SIGN_TAG = b"fedmarket/tx"
 TX_HASH_TAG = b"fedmarket/tx-hash"
-
-# Bounds of transaction fields (checked when decoding). Quantity, price and duration bounds are the market's:
-# within them every lease cost fits the canonical encoding's integers.
-MAX_CHAIN_ID_CHARS = 64
-MAX_NAME_CHARS = 64  # a resource class, a region, a plan indicator name
-MAX_QUANTITY = MAX_ORDER_QUANTITY
-MAX_PRICE = MAX_UNIT_PRICE  # micro-credits per unit-hour
-MAX_DURATION_S = MAX_LEASE_SECONDS
-MAX_TIME_S = 2**40  # unix seconds, far beyond any real date
-MAX_PLAN_INDICATORS = 32
-X25519_KEY_BYTES = 32
-MIN_INDICATOR = -(2**63)
-MAX_INDICATOR = 2**63 - 1
-
-
-class TxKind(IntEnum):
-    TRANSFER = 1
-    OFFER = 2
-    BID = 3
-    CANCEL = 4
-    GRANT = 5
-    CLOSE = 6
-
-
-def _expect_name(value: Value, what: str) -> str:
-    name = expect_str(value, what, MAX_NAME_CHARS)
-    if not name:
-        raise DecodeError(f"{what}: must not be empty")
-    return name
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """Move `amount` micro-credits from the sender to `to`."""
-
-    to: bytes
-    amount: int
-    kind: ClassVar[TxKind] = TxKind.TRANSFER
-
-    def to_value(self) -> Value:
-        return [self.to, self.amount]
-
-    @classmethod
-    def from_value(cls, value: Value) -> Transfer:
-        to, amount = expect_list(value, 2, "transfer")
-        return cls(
-            expect_bytes(to, "transfer recipient", PUBLIC_KEY_BYTES),
-            expect_int(amount, "transfer amount", 0, MAX_SUPPLY),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PlanReference:
-    """The capacity plan that freed an offer's capacity: its hash and a few integer indicators."""
-
-    plan_hash: bytes
-    indicators: tuple[tuple[str, int], ...]
-
-    def to_value(self) -> Value:
-        return [self.plan_hash, [[name, amount] for name, amount in self.indicators]]
-
-    @classmethod
-    def from_value(cls, value: Value) -> PlanReference:
-        plan_hash, indicators = expect_list(value, 2, "plan reference")
-        if not isinstance(indicators, list) or len(indicators) > MAX_PLAN_INDICATORS:
-            raise DecodeError(f"plan indicators: expected a list of at most {MAX_PLAN_INDICATORS}")
-        parsed: list[tuple[str, int]] = []
-        for item in indicators:
-            name, amount = expect_list(item, 2, "plan indicator")
-            parsed.append(
-                (
-                    _expect_name(name, "plan indicator name"),
-                    expect_int(amount, "plan indicator value", MIN_INDICATOR, MAX_INDICATOR),
-                )
-            )
-        return cls(expect_bytes(plan_hash, "plan hash", HASH_BYTES), tuple(parsed))
-
-
-@dataclass(frozen=True, slots=True)
-class OfferBody:
-    """A provider sells `quantity` units of a class in a region, at `min_price` per unit-hour or more,
-    for leases that fit inside [available_from, available_until] (unix seconds)."""
-
-    resource_class: str
-    region: str
-    quantity: int
-    min_price: int
-    available_from: int
-    available_until: int
-    plan: PlanReference | None = None
-    kind: ClassVar[TxKind] = TxKind.OFFER
-
-    def to_value(self) -> Value:
-        plan = None if self.plan is None else self.plan.to_value()
-        return [
-            self.resource_class,
-            self.region,
-            self.quantity,
-            self.min_price,
-            self.available_from,
-            self.available_until,
-            plan,
-        ]
-
-    @classmethod
-    def from_value(cls, value: Value) -> OfferBody:
-        resource_class, region, quantity, min_price, start, until, plan = expect_list(value, 7, "offer")
-        return cls(
-            _expect_name(resource_class, "offer class"),
-            _expect_name(region, "offer region"),
-            expect_int(quantity, "offer quantity", 0, MAX_QUANTITY),
-            expect_int(min_price, "offer min price", 0, MAX_PRICE),
-            expect_int(start, "offer available_from", 0, MAX_TIME_S),
-            expect_int(until, "offer available_until", 0, MAX_TIME_S),
-            None if plan is None else PlanReference.from_value(plan),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BidBody:
-    """A consumer buys `quantity` units for `duration` seconds at `max_price` per unit-hour or less; the bid
-    stays open until `expires_at` (unix seconds); access grants are sealed to `access_key` (X25519)."""
-
-    resource_class: str
-    region: str
-    quantity: int
-    max_price: int
-    duration: int
-    expires_at: int
-    access_key: bytes
-    kind: ClassVar[TxKind] = TxKind.BID
-
-    def to_value(self) -> Value:
-        return [
-            self.resource_class,
-            self.region,
-            self.quantity,
-            self.max_price,
-            self.duration,
-            self.expires_at,
-            self.access_key,
-        ]
-
-    @classmethod
-    def from_value(cls, value: Value) -> BidBody:
-        resource_class, region, quantity, max_price, duration, expires_at, access_key = expect_list(
-            value, 7, "bid"
-        )
-        return cls(
-            _expect_name(resource_class, "bid class"),
-            _expect_name(region, "bid region"),
-            expect_int(quantity, "bid quantity", 0, MAX_QUANTITY),
-            expect_int(max_price, "bid max price", 0, MAX_PRICE),
-            expect_int(duration, "bid duration", 0, MAX_DURATION_S),
-            expect_int(expires_at, "bid expires_at", 0, MAX_TIME_S),
-            expect_bytes(access_key, "bid access key", X25519_KEY_BYTES),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Cancel:
-    """Withdraw an open order (offer or bid) of the sender."""
-
-    order_id: bytes
-    kind: ClassVar[TxKind] = TxKind.CANCEL
-
-    def to_value(self) -> Value:
-        return [self.order_id]
-
-    @classmethod
-    def from_value(cls, value: Value) -> Cancel:
-        (order_id,) = expect_list(value, 1, "cancel")
-        return cls(expect_bytes(order_id, "cancel order id", HASH_BYTES))
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """The provider's access credentials for a lease, sealed (nacl SealedBox) to the lease's access key."""
-
-    lease_id: bytes
-    sealed: bytes
-    kind: ClassVar[TxKind] = TxKind.GRANT
-
-    def to_value(self) -> Value:
-        return [self.lease_id, self.sealed]
-
-    @classmethod
-    def from_value(cls, value: Value) -> Grant:
-        lease_id, sealed = expect_list(value, 2, "grant")
-        sealed_bytes = expect_bytes(sealed, "grant sealed credentials", max_len=MAX_SEALED_GRANT_BYTES)
-        if not sealed_bytes:
-            raise DecodeError("grant sealed credentials: must not be empty")
-        return cls(expect_bytes(lease_id, "grant lease id", HASH_BYTES), sealed_bytes)
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """End a lease early (by its buyer or its provider), with the reason traced on chain."""
-
-    lease_id: bytes
-    reason: str
-    kind: ClassVar[TxKind] = TxKind.CLOSE
-
-    def to_value(self) -> Value:
-        return [self.lease_id, self.reason]
-
-    @classmethod
-    def from_value(cls, value: Value) -> Close:
-        lease_id, reason = expect_list(value, 2, "close")
-        return cls(
-            expect_bytes(lease_id, "close lease id", HASH_BYTES),
-            expect_str(reason, "close reason", MAX_TEXT_CHARS),
-        )
-
-
-Body: TypeAlias = Transfer | OfferBody | BidBody | Cancel | Grant | Close
-
-BODY_TYPES: dict[TxKind, type[Transfer | OfferBody | BidBody | Cancel | Grant | Close]] = {
-    TxKind.TRANSFER: Transfer,
-    TxKind.OFFER: OfferBody,
-    TxKind.BID: BidBody,
-    TxKind.CANCEL: Cancel,
-    TxKind.GRANT: Grant,
-    TxKind.CLOSE: Close,
-}
 
 
 def signing_payload(chain_id: str, kind: TxKind, sender: bytes, nonce: int, body: Body) -> bytes:
@@ -292,7 +114,7 @@ class Transaction:
             ]
         )
         object.__setattr__(self, "encoded", encoded)
-        object.__setattr__(self, "hash", tagged_hash(TX_HASH_TAG, encoded))
+        object.__setattr__(self, "hash", tx_hash_of(encoded))
 
     def to_value(self) -> Value:
         return decode(self.encoded, MAX_TX_BYTES)
@@ -301,19 +123,14 @@ class Transaction:
     def decode(cls, data: bytes) -> Transaction:
         """Strictly decode at most MAX_TX_BYTES; any defect raises `DecodeError`.
 
-        Every field is type-checked by `_fields_of`, so the bytes need no walk of the value language, and the
-        canonical form is proved by re-packing the checked fields (the body parsed back to its value) and
-        comparing with `data`, without a second pass through `encode`."""
-        kind, chain_id, sender, nonce, body, signature = _fields_of(decode_shape(data, MAX_TX_BYTES))
-        value: Value = [TX_VERSION, chain_id, int(kind), sender, nonce, body.to_value(), signature]
-        if encode_shape(value) != data:
-            raise DecodeError("transaction is not in canonical form")
-        tx = object.__new__(cls)
-        for name, item in zip(_FIELD_NAMES, (kind, chain_id, sender, nonce, body, signature), strict=True):
-            object.__setattr__(tx, name, item)
-        object.__setattr__(tx, "encoded", data)
-        object.__setattr__(tx, "hash", tagged_hash(TX_HASH_TAG, data))
-        return tx
+        Every field is type-checked, so the bytes need no walk of the value language, and the canonical form
+        is proved by packing the checked value once more and comparing with `data`."""
+        return _decode(data, None)
+
+    @classmethod
+    def decode_hashed(cls, data: bytes, tx_hash: bytes) -> Transaction:
+        """`decode` for a caller that already holds `tx_hash_of(data)` (it is not computed again)."""
+        return _decode(data, tx_hash)
 
     def signing_payload(self) -> bytes:
         """`signing_payload` of the fields, cut from the envelope instead of encoded again: both are fixarrays
@@ -334,13 +151,14 @@ class Transaction:
 
 _SIGNED_FIELDS_HEADER = b"\x96"
 _SIGNATURE_ITEM_BYTES = 2 + SIGNATURE_BYTES
-_FIELD_NAMES = ("kind", "chain_id", "sender", "nonce", "body", "signature")
+tx_hash_of = tagged_hasher(TX_HASH_TAG)
+"""The hash of the transaction whose canonical bytes are the argument (its `Transaction.hash`)."""
 
 
 def _fields_of(value: Value) -> tuple[TxKind, str, bytes, int, Body, bytes]:
     """The checked fields of a transaction's value (all but the version, which must be TX_VERSION)."""
     version, chain_id, kind, sender, nonce, body, signature = expect_list(value, 7, "transaction")
-    if version != TX_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != TX_VERSION:  # not 1.0 nor True: `_decode` packs `value` back
         raise DecodeError(f"transaction: unknown format version {version!r}")
     kind_number = expect_int(kind, "transaction kind")
     try:
@@ -355,6 +173,63 @@ def _fields_of(value: Value) -> tuple[TxKind, str, bytes, int, Body, bytes]:
         BODY_TYPES[tx_kind].from_value(body),
         expect_bytes(signature, "transaction signature", SIGNATURE_BYTES),
     )
+
+
+def _decode(data: bytes, tx_hash: bytes | None) -> Transaction:
+    """The transaction of `data`: `_fast_fields` for the common shapes, the strict parser `_fields_of` (which
+    says what is wrong) for anything it does not accept."""
+    value = unpack_raw(data, MAX_TX_BYTES)
+    fields = _fast_fields(value)
+    if fields is None:
+        fields = _fields_of(value)
+    if encode_shape(value) != data:
+        raise DecodeError("transaction is not in canonical form")
+    tx = _new_tx(Transaction)
+    _set_kind(tx, fields[0])
+    _set_chain_id(tx, fields[1])
+    _set_sender(tx, fields[2])
+    _set_nonce(tx, fields[3])
+    _set_body(tx, fields[4])
+    _set_signature(tx, fields[5])
+    _set_encoded(tx, data)
+    _set_hash(tx, tx_hash_of(data) if tx_hash is None else tx_hash)
+    return tx
+
+
+def _fast_fields(value: object) -> tuple[TxKind, str, bytes, int, Body, bytes] | None:
+    """The envelope's fields checked inline exactly as `_fields_of` checks them, with `fast_body` for the
+    body; None for anything else, valid or not."""
+    if type(value) is not list or len(value) != 7:
+        return None
+    version, chain_id, kind_number, sender, nonce, body_value, signature = value
+    if (
+        type(version) is not int
+        or version != TX_VERSION
+        or type(kind_number) is not int
+        or type(chain_id) is not str
+        or len(chain_id) > MAX_CHAIN_ID_CHARS
+        or type(sender) is not bytes
+        or len(sender) != PUBLIC_KEY_BYTES
+        or type(nonce) is not int
+        or nonce < 0
+        or type(signature) is not bytes
+        or len(signature) != SIGNATURE_BYTES
+        or type(body_value) is not list
+    ):
+        return None
+    body = fast_body(kind_number, body_value)
+    return None if body is None else (body.kind, chain_id, sender, nonce, body, signature)
+
+
+_new_tx = object.__new__
+_set_kind = slot_setter(Transaction, "kind")
+_set_chain_id = slot_setter(Transaction, "chain_id")
+_set_sender = slot_setter(Transaction, "sender")
+_set_nonce = slot_setter(Transaction, "nonce")
+_set_body = slot_setter(Transaction, "body")
+_set_signature = slot_setter(Transaction, "signature")
+_set_encoded = slot_setter(Transaction, "encoded")
+_set_hash = slot_setter(Transaction, "hash")
 
 
 def sign_transaction(key: PrivateKey, chain_id: str, nonce: int, body: Body) -> Transaction:

@@ -320,6 +320,30 @@ def test_batched_certified_apply_equals_one_by_one_commits(tmp_path: Path) -> No
     assert verify_chain_full(tmp_path / "follower", GENESIS).head_hash == blocks[-1].hash
 
 
+def test_catch_up_checks_each_certificate_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Chain.open(tmp_path / "source", GENESIS)
+    follower = Chain.open(tmp_path / "follower", GENESIS)
+    checked: list[int] = []
+    original = Certificate.verify
+
+    def counting(certificate: Certificate, *args: Any) -> None:
+        checked.append(certificate.height)
+        original(certificate, *args)
+
+    try:
+        rng = random.Random(5)
+        *blocks, next_one = [commit_next(source, rng, 4) for _ in range(6)]
+        monkeypatch.setattr(Certificate, "verify", counting)
+        assert follower.apply_certified([(b, certify(b)) for b in blocks], verify_signatures=False) == 5
+        assert checked == [1, 2, 3, 4, 5]
+        execution = follower.validate_block(next_one, next_one.header.timestamp_ms)
+        follower.commit(next_one, certify(next_one), execution)  # the store checks what nobody checked
+        assert checked == [1, 2, 3, 4, 5, 6]
+    finally:
+        source.close()
+        follower.close()
+
+
 @pytest.mark.parametrize("defect", ["certificate", "state_root"])
 def test_batched_certified_apply_stores_nothing_after_the_last_good_block(
     tmp_path: Path, defect: str

@@ -310,3 +310,31 @@ def test_lease_cost_is_exact_monotone_and_bounded(
     assert lease_cost(quantity + more, price, duration) >= cost
     assert lease_cost(quantity, price + more, duration) >= cost
     assert lease_cost(quantity, price, duration + more) >= cost
+
+
+@settings(max_examples=80, deadline=None)
+@given(books(max_orders=40), st.data())
+def test_expiry_schedule_answers_like_a_sorted_scan(orders: list[Order], data: st.DataObject) -> None:
+    """Adds, removals, puts of the same order and repeated `expired` queries (which must not consume the
+    schedule) give what a sorted scan of the live orders gives; the lazily cleaned heap stays bounded."""
+    market = Market(CLASSES, REGIONS)
+    live: dict[bytes, Order] = {}
+    for order in orders:
+        action = data.draw(st.sampled_from(["add", "add", "remove", "put", "query"]))
+        if action == "add":
+            market.add(order)
+            live[order.order_id] = order
+        elif action == "remove" and live:
+            order_id = data.draw(st.sampled_from(sorted(live)))
+            market.remove(order_id)
+            del live[order_id]
+        elif action == "put" and live:
+            market.put(copy(live[data.draw(st.sampled_from(sorted(live)))]))
+        now, limit = data.draw(st.integers(NOW - 5, NOW + 30)), data.draw(st.integers(0, 50))
+        ends = sorted(
+            (o.available_until if isinstance(o, Offer) else o.expires_at, o.order_id) for o in live.values()
+        )
+        expected = [order_id for end, order_id in ends if end <= now][:limit]
+        assert [o.order_id for o in market.expired(now, limit)] == expected
+        assert [o.order_id for o in market.expired(now, limit)] == expected
+        assert len(market._expiries) <= 2 * len(live) + 64 + 1

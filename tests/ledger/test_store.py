@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 from ledger import schema
 from ledger.block import Block
 from ledger.chain import Chain
+from ledger.codec import encode
 from ledger.errors import InvalidCertificate, LedgerError
 from ledger.keys import PrivateKey
-from ledger.limits import MAX_SIGNER_RECORD_BYTES
+from ledger.limits import MAX_BLOCK_TXS, MAX_INT, MAX_SIGNER_RECORD_BYTES
 from ledger.merkle import verify_proof
 from ledger.state import Execution
-from ledger.store import BlockCommit, Store, StoreError
+from ledger.store import BlockCommit, Store, StoreError, tx_location_values
 from ledger.tx import Transaction
 from ledger.votes import Certificate, sign_commit
 from tests.ledger.crash_writer import (
@@ -292,3 +293,9 @@ def test_a_stray_block_beyond_the_head_is_reported(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="beyond the head"):
         Store.open(path, GENESIS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, MAX_INT), st.integers(0, MAX_BLOCK_TXS))
+def test_tx_location_values_are_the_canonical_encoding(height: int, count: int) -> None:
+    assert tx_location_values(height, count) == [encode([height, index]) for index in range(count)]
