@@ -72,11 +72,8 @@ def decode(data: bytes, max_size: int) -> Value:
     return value
 
 
-def unpack_raw(data: bytes, max_size: int) -> Any:
-    """The msgpack value of at most `max_size` bytes, without any check of the value or of its form: maps,
-    floats and extension types may come out. Only for parsers that check the exact type of every field they
-    take (so anything else is refused) and then prove the form canonical with `encode_shape(value) == data`.
-    Raises `DecodeError` only."""
+def _checked_input(data: bytes, max_size: int) -> bytes:
+    """`data` as bytes, if it is bytes-like, not empty and at most `max_size` long; else `DecodeError`."""
     if type(data) is not bytes:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise DecodeError(f"expected bytes, got {type(data).__name__}")
@@ -85,6 +82,15 @@ def unpack_raw(data: bytes, max_size: int) -> Any:
         raise DecodeError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
     if not data:
         raise DecodeError("empty input")
+    return data
+
+
+def unpack_raw(data: bytes, max_size: int) -> Any:
+    """The msgpack value of at most `max_size` bytes, without any check of the value or of its form: maps,
+    floats and extension types may come out. Only for parsers that check the exact type of every field they
+    take (so anything else is refused) and then prove the form canonical with `encode_shape(value) == data`.
+    Raises `DecodeError` only."""
+    data = _checked_input(data, max_size)
     try:
         return _unpackb(data)
     except Exception as exc:  # msgpack raises many types for bad input; all are the peer's fault
@@ -96,13 +102,7 @@ def decode_shape(data: bytes, max_size: int) -> Value:
     then check the type of every leaf themselves (through the `expect_*` functions below), which rejects a
     float where they expect anything else, and a nesting deeper than their fixed shape. Integers need no
     check: msgpack holds none outside [MIN_INT, MAX_INT]. Raises `DecodeError` only."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > max_size:
-        raise DecodeError(f"input of {len(data)} bytes exceeds the limit of {max_size}")
-    if not data:
-        raise DecodeError("empty input")
+    data = _checked_input(data, max_size)
     try:
         value = msgpack.unpackb(
             data,
