@@ -17,8 +17,9 @@ from ledger.validators import ValidatorSet
 from ledger.votes import Certificate
 
 Validate = Callable[[int, bytes, int], bytes]
-"""validate(height, block, now_ms) -> 32-byte digest, or raise `ledger.errors.LedgerError`. Called only after
-the node has applied height - 1 (see `Applied`)."""
+"""validate(height, block, now_ms) -> 32-byte digest, or raise `ledger.errors.LedgerError`: the proposer is
+blamed (`PeerFault`), except for `ledger.block.UntimelyBlock`, a judgment of the local clock. Called only
+after the node has applied height - 1 (see `Applied`)."""
 
 
 @dataclass(frozen=True, slots=True)

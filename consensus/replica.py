@@ -37,6 +37,7 @@ from consensus.messages import (
 from consensus.record import SignedRecord
 from consensus.transfer import CatchUp
 from consensus.view_change import highest_prepared, is_authentic, new_view_problem
+from ledger.block import UntimelyBlock
 from ledger.errors import LedgerError
 from ledger.votes import Certificate, CommitVote
 
@@ -234,6 +235,9 @@ class Replica:
     def _digest(self, height: int, block: bytes, author: bytes) -> bytes | None:
         try:
             return self._validate(height, block, self._now)
+        except UntimelyBlock:
+            self.counters["dropped_untimely_block"] += 1  # our clock's judgment: nobody to blame
+            return None
         except LedgerError:
             self._fault(author, "dropped_invalid_block")
             return None

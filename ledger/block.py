@@ -40,6 +40,12 @@ class InvalidBlock(LedgerError):
     """A well-formed block that breaks a rule of the chain (link, time, roots, transactions)."""
 
 
+class UntimelyBlock(InvalidBlock):
+    """A block whose timestamp is outside the clock bound of the local clock: a judgment of this member's
+    clock at this moment, not a proof against the proposer (the block may have waited in a queue while this
+    member was away, or this clock may be off)."""
+
+
 @dataclass(frozen=True)
 class BlockHeader:
     version: int
@@ -152,10 +158,11 @@ def tx_root(tx_hashes: Sequence[bytes]) -> bytes:
 
 
 def check_timestamp(parent_ts: int, ts: int, local_now_ms: int, clock_bound_ms: int) -> None:
-    """Raise `InvalidBlock` unless `ts` is after the parent's and within `clock_bound_ms` of local time."""
+    """Raise `InvalidBlock` unless `ts` is after the parent's, `UntimelyBlock` unless it is within
+    `clock_bound_ms` of local time."""
     if ts <= parent_ts:
         raise InvalidBlock(f"timestamp {ts} is not later than the parent's {parent_ts}")
     if abs(ts - local_now_ms) > clock_bound_ms:
-        raise InvalidBlock(
+        raise UntimelyBlock(
             f"timestamp {ts} is {ts - local_now_ms:+d} ms from the local clock (bound {clock_bound_ms} ms)"
         )

@@ -184,10 +184,14 @@ class NodeRuntime:
         return last
 
     def _validate(self, height: int, data: bytes, local_now_ms: int) -> bytes:
-        block = self._block(data)
-        if block.height != height:
-            raise LedgerError(f"block for height {block.height} proposed at height {height}")
-        self.chain.validate_block(block, local_now_ms)
+        try:
+            block = self._block(data)
+            if block.height != height:
+                raise LedgerError(f"block for height {block.height} proposed at height {height}")
+            self.chain.validate_block(block, local_now_ms)
+        except LedgerError as exc:
+            logger.info("proposal for height %d refused (head %d): %s", height, self.chain.head().height, exc)
+            raise
         return block.hash
 
     def _certified_digest(self, height: int, data: bytes) -> bytes:

@@ -39,6 +39,7 @@ from consensus.messages import (
 )
 from consensus.record import SignedRecord
 from consensus.replica import Replica
+from ledger.block import UntimelyBlock
 from ledger.votes import Certificate, CommitVote
 
 ME = 2
@@ -317,6 +318,25 @@ def test_a_held_invalid_proposal_is_blamed_on_its_proposer_when_judged(sim: Simp
     assert not [a for a in decided if isinstance(a, PeerFault)]
     faults = [a for a in replica.step(Applied(1)) if isinstance(a, PeerFault)]
     assert faults == [PeerFault(c.raw[2], "dropped_invalid_block")]
+
+
+def test_an_untimely_proposal_is_dropped_without_blaming_its_proposer(sim: SimpleNamespace) -> None:
+    """A proposal outside the local clock bound (it waited in a queue while this member was away, or this
+    clock is off) proves nothing against the proposer: it is dropped and counted, and nobody is blamed."""
+    c = sim.Crafter()
+
+    def clock_judging_validate(height: int, block: bytes, now_ms: int) -> bytes:
+        if now_ms > 0:
+            raise UntimelyBlock("timestamp -5200 ms from the local clock (bound 5000 ms)")
+        return sim.validate(height, block, now_ms)
+
+    replica = Replica(c.config, c.signers[ME], clock_judging_validate, certified_digest=sim.certified_digest)
+    replica.tick(1_000)
+    actions = c.receive(replica, 1, c.pre_prepare(1, 1, 0, sim.make_block(1, 1, [5])))
+    assert not [a for a in actions if isinstance(a, PeerFault)]
+    assert not votes_of(actions, Kind.PREPARE)
+    assert replica.counters["dropped_untimely_block"] == 1
+    assert replica.counters["dropped_invalid_block"] == 0
 
 
 def test_state_transfer_stops_at_a_bad_certificate_or_a_gap(sim: SimpleNamespace) -> None:

@@ -11,6 +11,7 @@ from ledger.block import (
     Block,
     BlockHeader,
     InvalidBlock,
+    UntimelyBlock,
     check_timestamp,
     tx_root,
 )
@@ -168,7 +169,14 @@ def test_tx_root_of_no_transactions_is_the_empty_root() -> None:
 def test_timestamp_rule() -> None:
     check_timestamp(parent_ts=1_000, ts=1_001, local_now_ms=1_500, clock_bound_ms=500)
     check_timestamp(parent_ts=1_000, ts=2_000, local_now_ms=1_500, clock_bound_ms=500)
-    for ts, now in [(1_000, 1_000), (999, 1_000), (2_001, 1_500), (1_001, 2_000)]:
+    for ts, now, untimely in [
+        (1_000, 1_000, False),
+        (999, 1_000, False),
+        (2_001, 1_500, True),
+        (1_001, 2_000, True),
+    ]:
         with pytest.raises(InvalidBlock) as caught:
             check_timestamp(parent_ts=1_000, ts=ts, local_now_ms=now, clock_bound_ms=500)
         assert isinstance(caught.value, LedgerError)
+        # Only the clock bound is a judgment of the local clock; the parent rule is a fact of the chain.
+        assert isinstance(caught.value, UntimelyBlock) == untimely
