@@ -14,6 +14,7 @@ from typing import Any
 CONFIG_FILE = "config.json"
 DEFAULT_RPC_PORT = 26657
 DEFAULT_P2P_PORT = 26656
+DEFAULT_LINK_PORT = 26658
 
 
 class ConfigError(Exception):
@@ -36,6 +37,8 @@ class NodeConfig:
     rpc_host: str = "127.0.0.1"
     rpc_port: int = DEFAULT_RPC_PORT
     bootstrap: tuple[str, ...] = ()
+    link_port: int = DEFAULT_LINK_PORT
+    member_links: tuple[str, ...] = ()
     observer: bool = False
     operator_methods: bool = False
     log_level: str = "INFO"
@@ -61,6 +64,7 @@ class NodeConfig:
         data = asdict(self)
         data.pop("home")
         data["bootstrap"] = list(self.bootstrap)
+        data["member_links"] = list(self.member_links)
         return json.dumps(data, indent=2) + "\n"
 
     def write(self) -> None:
@@ -108,6 +112,9 @@ def load_config(home: Path) -> NodeConfig:
     bootstrap = _field(data, "bootstrap", list, [], where)
     if not all(isinstance(b, str) and "/p2p/" in b for b in bootstrap):
         raise ConfigError(f"{where}: bootstrap must list multiaddrs ending in /p2p/<peer id>")
+    member_links = _field(data, "member_links", list, [], where)
+    if not all(isinstance(b, str) and "/p2p/" in b for b in member_links):
+        raise ConfigError(f"{where}: member_links must list multiaddrs ending in /p2p/<peer id>")
     config = NodeConfig(
         name=_field(data, "name", str, None, where) if "name" in data else "",
         home=home,
@@ -116,6 +123,8 @@ def load_config(home: Path) -> NodeConfig:
         rpc_host=_field(data, "rpc_host", str, defaults.rpc_host, where),
         rpc_port=_field(data, "rpc_port", int, defaults.rpc_port, where),
         bootstrap=tuple(bootstrap),
+        link_port=_field(data, "link_port", int, defaults.link_port, where),
+        member_links=tuple(member_links),
         observer=_field(data, "observer", bool, False, where),
         operator_methods=_field(data, "operator_methods", bool, False, where),
         log_level=_field(data, "log_level", str, "INFO", where),
@@ -123,7 +132,7 @@ def load_config(home: Path) -> NodeConfig:
     )
     if not config.name:
         raise ConfigError(f"{where}: name is required")
-    for port_name in ("p2p_port", "rpc_port"):
+    for port_name in ("p2p_port", "rpc_port", "link_port"):
         port = getattr(config, port_name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{where}: {port_name} must be a TCP port")

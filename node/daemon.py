@@ -80,6 +80,8 @@ async def run_node(config: NodeConfig, genesis: Genesis, key: PrivateKey) -> Non
             listen_host=config.p2p_host,
             listen_port=config.p2p_port,
             bootstrap=config.bootstrap,
+            link_port=config.link_port,
+            member_links=config.member_links,
         )
         async with open_network(network_config) as network, trio.open_nursery() as nursery:
             runtime = NodeRuntime(config, genesis, key, chain, network)
@@ -89,12 +91,13 @@ async def run_node(config: NodeConfig, genesis: Genesis, key: PrivateKey) -> Non
             )
             server = RpcServer(dispatcher, config.rpc_port, host=config.rpc_host)
             url = await nursery.start(server.run)
-            write_status(config, url, network.listen_addrs)
+            write_status(config, url, network.listen_addrs, network.link_addr)
             logger.info(
-                "node %s up: rpc %s p2p %s height %d",
+                "node %s up: rpc %s p2p %s member link %s height %d",
                 config.name,
                 url,
                 network.listen_addrs,
+                network.link_addr,
                 chain.head().height,
             )
             nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
@@ -103,8 +106,14 @@ async def run_node(config: NodeConfig, genesis: Genesis, key: PrivateKey) -> Non
         logger.info("node %s stopped", config.name)
 
 
-def write_status(config: NodeConfig, rpc_url: str, p2p_addrs: list[str]) -> None:
-    status = {"name": config.name, "pid": os.getpid(), "rpc_url": rpc_url.rstrip("/"), "p2p": p2p_addrs}
+def write_status(config: NodeConfig, rpc_url: str, p2p_addrs: list[str], link_addr: str | None) -> None:
+    status = {
+        "name": config.name,
+        "pid": os.getpid(),
+        "rpc_url": rpc_url.rstrip("/"),
+        "p2p": p2p_addrs,
+        "member_link": link_addr,
+    }
     path = config.home / STATUS_FILE
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(status, indent=2) + "\n")

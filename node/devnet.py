@@ -112,9 +112,13 @@ def init(
         raise DevnetError(
             f"a genesis with {load_accounts} load accounts is over {MAX_GENESIS_BYTES} bytes: ask for fewer"
         )
-    ports = free_ports(2 * nodes)
+    ports = free_ports(3 * nodes)
     p2p_addrs = [
-        f"/ip4/127.0.0.1/tcp/{ports[2 * i]}/p2p/{peer_id_of_member(k.public.raw)}"
+        f"/ip4/127.0.0.1/tcp/{ports[3 * i]}/p2p/{peer_id_of_member(k.public.raw)}"
+        for i, k in enumerate(members)
+    ]
+    link_addrs = [
+        f"/ip4/127.0.0.1/tcp/{ports[3 * i + 2]}/p2p/{peer_id_of_member(k.public.raw)}"
         for i, k in enumerate(members)
     ]
     entries = []
@@ -126,9 +130,11 @@ def init(
         config = NodeConfig(
             name=name,
             home=home,
-            p2p_port=ports[2 * i],
-            rpc_port=ports[2 * i + 1],
+            p2p_port=ports[3 * i],
+            rpc_port=ports[3 * i + 1],
             bootstrap=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
+            link_port=ports[3 * i + 2],
+            member_links=tuple(a for j, a in enumerate(link_addrs) if j != i),
         )
         config.write()
         entries.append(
@@ -138,6 +144,7 @@ def init(
                 "pid": None,
                 "rpc_url": config.rpc_url,
                 "p2p": p2p_addrs[i],
+                "member_link": link_addrs[i],
             }
         )
     account_entries = []

@@ -50,6 +50,7 @@ class NodeService:
                 p.connected,
                 int(p.score),
                 {k: int(v) for k, v in p.counters.items()},
+                p.links,
             )
             for p in self.runtime.network.peers()
         ]
@@ -76,6 +77,7 @@ class NodeService:
             request_writes=traffic.request_writes,
             request_bytes_written=traffic.request_bytes_out,
             consensus_counters={} if replica is None else {k: v for k, v in replica.counters.items() if v},
+            network_counters={k: v for k, v in runtime.network.counters.items() if v},
         )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[api.CommitTime]:

@@ -1,12 +1,12 @@
-"""The node's libp2p network layer: consensus links, transaction gossip, request/response, peer scoring."""
+"""The node's network: direct member links (consensus, relay), libp2p gossip and requests, peer scoring."""
 
 from node.p2p.config import (
-    PBFT_PROTOCOL,
-    TXRELAY_PROTOCOL,
+    LinkAddress,
     NetworkConfig,
     NetworkLimits,
     member_key_of_peer,
     parse_bootstrap,
+    parse_member_link,
     peer_id_of_member,
 )
 from node.p2p.errors import (
@@ -22,11 +22,10 @@ from node.p2p.peers import PeerStatus
 from node.p2p.traffic import Traffic
 
 __all__ = [
-    "PBFT_PROTOCOL",
-    "TXRELAY_PROTOCOL",
     "ConfigError",
     "FrameError",
     "GossipBatchTooLarge",
+    "LinkAddress",
     "Network",
     "NetworkConfig",
     "NetworkError",
@@ -39,5 +38,6 @@ __all__ = [
     "member_key_of_peer",
     "open_network",
     "parse_bootstrap",
+    "parse_member_link",
     "peer_id_of_member",
 ]

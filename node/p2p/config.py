@@ -1,8 +1,9 @@
 """Network configuration and the identity mapping between ledger keys and libp2p peer ids.
 
-A member's libp2p identity is its ledger ed25519 key: the 32-byte seed that signs its votes also signs its
-Noise handshake, so the peer id authenticated by Noise names exactly one ledger public key. That is what
-lets the network accept consensus streams only from genesis members without any extra handshake.
+A member's identity on both of its transports is its ledger ed25519 key: the 32-byte seed that signs its
+votes also signs its libp2p Noise handshake (so the authenticated peer id names exactly one ledger public
+key) and, mapped to X25519, is its static key on the direct member links (node/p2p/secure_channel.py).
+Both addresses of a peer are multiaddrs ending in `/p2p/<peer id>`, so an address names whom it reaches.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from libp2p.peer.id import ID
 
 from ledger.limits import MAX_CONSENSUS_MESSAGE_BYTES, MAX_TX_BYTES
 from node.p2p.errors import ConfigError
-
-PBFT_PROTOCOL = "/fedmarket/pbft/1.0.0"
-TXRELAY_PROTOCOL = "/fedmarket/txrelay/1.0.0"
 
 # One gossip message stays below 64 KiB once wrapped (protobuf envelope, signature, key, topic): see the
 # yamux interleaving pitfall in docs/network.md.
@@ -61,14 +59,17 @@ class NetworkLimits:
     max_request_bytes: int = 64 * 1024
     max_response_bytes: int = MAX_CONSENSUS_MESSAGE_BYTES * 4
     handler_timeout: float = 10.0
+    max_pending_links: int = 16  # member-link connections still in their handshake
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     """What a node needs to join the federation's network.
 
-    `members` comes from genesis (raw 32-byte ed25519 public key -> member name); `bootstrap` comes from the
-    node's own config (multiaddrs ending in `/p2p/<peer id>`), so a datacenter can move without a new chain.
+    `members` comes from genesis (raw 32-byte ed25519 public key -> member name); `bootstrap` (libp2p) and
+    `member_links` (the other members' direct-link addresses) come from the node's own config, as multiaddrs
+    ending in `/p2p/<peer id>`, so a datacenter can move without a new chain. A member listens for links on
+    `link_port` (0: any free port).
     """
 
     seed: bytes
@@ -77,22 +78,59 @@ class NetworkConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
     bootstrap: tuple[str, ...] = ()
+    link_port: int = 0
+    member_links: tuple[str, ...] = ()
     limits: NetworkLimits = field(default_factory=NetworkLimits)
 
     def __post_init__(self) -> None:
         if len(self.seed) != 32:
             raise ConfigError("the identity seed must be 32 bytes")
-        if not 0 <= self.listen_port <= 65535:
-            raise ConfigError(f"listen port {self.listen_port} out of range")
+        for port in (self.listen_port, self.link_port):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"listen port {port} out of range")
         for key in self.members:
             if len(key) != 32:
                 raise ConfigError("member keys must be raw 32-byte ed25519 public keys")
         for address in self.bootstrap:
             parse_bootstrap(address)
+        self.link_addresses()
+
+    def link_addresses(self) -> dict[bytes, LinkAddress]:
+        """The direct-link address of each member listed in `member_links`, by member key."""
+        addresses: dict[bytes, LinkAddress] = {}
+        for text in self.member_links:
+            member_key, address = parse_member_link(text)
+            if member_key not in self.members:
+                raise ConfigError(f"member link {text!r} names a peer that is not a genesis member")
+            if member_key in addresses:
+                raise ConfigError(f"member link {text!r}: a second address for the same member")
+            addresses[member_key] = address
+        return addresses
 
     @property
     def gossip_topic(self) -> str:
         return f"/fedmarket/{self.chain_id}/txs/1"
+
+
+@dataclass(frozen=True)
+class LinkAddress:
+    host: str
+    port: int
+
+
+def parse_member_link(text: str) -> tuple[bytes, LinkAddress]:
+    """`/ip4/<host>/tcp/<port>/p2p/<peer id>` (or ip6, dns4, dns6, dns) as (member key, address)."""
+    peer_id, transport = parse_bootstrap(text)
+    member_key = member_key_of_peer(peer_id)
+    if member_key is None:
+        raise ConfigError(f"member link {text!r}: the peer id does not embed an ed25519 key")
+    values = {
+        protocol.name: transport.value_for_protocol(protocol.code) for protocol in transport.protocols()
+    }
+    host = next((values[name] for name in ("ip4", "ip6", "dns4", "dns6", "dns") if name in values), None)
+    if host is None or "tcp" not in values or len(values) != 2:
+        raise ConfigError(f"member link {text!r}: expected /ip4|ip6|dns/<host>/tcp/<port>/p2p/<peer id>")
+    return member_key, LinkAddress(str(host), int(values["tcp"]))
 
 
 def key_pair_from_seed(seed: bytes) -> KeyPair:

@@ -1,15 +1,15 @@
-"""The node's network: consensus links, transaction gossip, request/response, peer scoring, redial.
+"""The node's network: member links, transaction gossip, request/response, peer scoring, redial.
 
 Theory: consensus needs few, ordered, authenticated messages between a fixed set of members, so each member
-keeps one long-lived outbound stream per other member, written by one task that drains a bounded queue into
-batched frames; the receiving side accepts such streams only from peer ids that are genesis members (Noise
-authenticated the peer id, and the peer id is the member's ledger key). Members relay transactions to each
-other the same way, on a second link per member (so a batch never delays a vote): every member receives each
-batch once, where gossipsub would deliver it once per mesh neighbour at a cost of milliseconds per message.
-Non-members (observers) publish transactions on gossipsub, which members read. Everything a peer sends is
-bounded (frame caps, per-read timeouts, token buckets), and misbehaviour lowers a score that ends in a
-disconnection and a timed ban. The interface (`send`, `broadcast`, `inbound`, `relay_txs`, `publish_txs`,
-`tx_batches`, `request`) names no libp2p type, so consensus could move to another transport.
+keeps one direct link per other member (node/p2p/member_links.py), written by one task that drains a bounded
+queue into batched frames and accepted only from genesis members (the Noise handshake proves the member's
+key). Members relay transactions to each other the same way, on a second link per member (so a batch never
+delays a vote): every member receives each batch once, where gossipsub would deliver it once per mesh
+neighbour at a cost of milliseconds per message. Everything else runs on libp2p: observers publish
+transactions on gossipsub, which members read, and catch-up and transaction pulls are libp2p requests.
+Everything a peer sends is bounded (frame caps, per-read timeouts, token buckets), and misbehaviour lowers a
+score that ends in a disconnection and a timed ban. The interface (`send`, `broadcast`, `inbound`,
+`relay_txs`, `publish_txs`, `tx_batches`, `request`) names no transport type.
 """
 
 from __future__ import annotations
@@ -29,19 +29,16 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from ledger.errors import DecodeError, LedgerError
-from node.p2p.config import (
-    PBFT_PROTOCOL,
-    TXRELAY_PROTOCOL,
-    NetworkConfig,
-    parse_bootstrap,
-    peer_id_of_member,
-)
+from ledger.keys import PrivateKey
+from node.p2p.config import NetworkConfig, parse_bootstrap, peer_id_of_member
 from node.p2p.errors import FrameError, NetworkError, RequestFailed, RequestTimeout
-from node.p2p.framing import KEEPALIVE, FrameReader, encode_frame, encode_frames
+from node.p2p.framing import FrameReader, encode_frame
 from node.p2p.gossip import decode_batch, split_into_batches
 from node.p2p.host import build_gossip, build_host, listen_multiaddr, stop_auto_connector
-from node.p2p.peers import OutgoingQueue, PeerState, PeerStatus
+from node.p2p.member_links import MemberLinks
+from node.p2p.peers import PeerState, PeerStatus
 from node.p2p.scoring import TokenBucket
+from node.p2p.secure_channel import Channel
 from node.p2p.traffic import Traffic
 
 logger = logging.getLogger(__name__)
@@ -125,6 +122,23 @@ class Network:
         }
         self.traffic = Traffic()
         self._count_gossip_writes()
+        self._local_key = PrivateKey(config.seed)
+        self.is_member = self._local_key.public.raw in config.members
+        self._links = MemberLinks(
+            self._local_key,
+            config.chain_id,
+            self.limits,
+            {
+                key: self._peers[peer_id]
+                for key, peer_id in self._member_peer_ids.items()
+                if peer_id != self.local_peer_id
+            },
+            self.traffic,
+            self._on_link_frame,
+            self._penalize_state,
+            self.counters,
+        )
+        self.link_port: int | None = None
 
     # ----- identity -----
 
@@ -132,6 +146,13 @@ class Network:
     def listen_addrs(self) -> list[str]:
         """The bound addresses with our peer id, ready for other nodes' bootstrap lists."""
         return [str(address) for address in self._host.get_addrs()]
+
+    @property
+    def link_addr(self) -> str | None:
+        """Where the other members reach our direct links (None for an observer), for their `member_links`."""
+        if self.link_port is None:
+            return None
+        return f"/ip4/{self.config.listen_host}/tcp/{self.link_port}/p2p/{self.local_peer_id}"
 
     @property
     def security_protocols(self) -> list[str]:
@@ -267,7 +288,10 @@ class Network:
             ID.from_base58(peer_id)
         except ValueError as error:
             raise NetworkError(f"bad peer id {peer_id!r}") from error
-        state = self._state(peer_id)
+        self._penalize_state(self._state(peer_id), reason, points)
+
+    def _penalize_state(self, state: PeerState, reason: str, points: float) -> None:
+        peer_id = state.peer_id
         state.counters["penalties"] += 1
         now = trio.current_time()
         if state.score.penalize(points, now):
@@ -295,6 +319,7 @@ class Network:
                     score=score,
                     banned_for=max(0.0, state.score.banned_until - now),
                     queued=len(state.outgoing) if state.outgoing is not None else 0,
+                    links=self._links.names_up(state.member_key),
                     counters=dict(state.counters)
                     | {
                         "dropped_out": state.outgoing.dropped if state.outgoing is not None else 0,
@@ -372,6 +397,8 @@ class Network:
     async def _enforce_ban(self, state: PeerState) -> None:
         peer = ID.from_base58(state.peer_id)
         self._pubsub.add_to_blacklist(peer)
+        if state.member_key is not None:
+            self._links.close_accepted(state.member_key)
         state.notify()
         await self._disconnect(state)
         await trio.sleep_until(state.score.banned_until)
@@ -393,18 +420,11 @@ class Network:
 
     async def _start(self) -> None:
         self._host.get_network().register_notifee(_ConnectionWatcher(self))
-        self._host.set_stream_handler(PBFT_PROTOCOL, self._serve_consensus_stream)  # type: ignore[arg-type]
-        self._host.set_stream_handler(TXRELAY_PROTOCOL, self._serve_relay_stream)  # type: ignore[arg-type]
         self._pubsub.set_topic_validator(self.config.gossip_topic, self._validate_gossip, False)
         subscription = await self._pubsub.subscribe(self.config.gossip_topic)
         self._nursery.start_soon(self._read_gossip, subscription.receive_channel)  # type: ignore[attr-defined]
-        for state in self._peers.values():
-            if state.peer_id == self.local_peer_id:
-                continue
-            if state.outgoing is not None:
-                self._nursery.start_soon(self._link_writer, state, PBFT_PROTOCOL, state.outgoing)
-            if state.relay is not None:
-                self._nursery.start_soon(self._link_writer, state, TXRELAY_PROTOCOL, state.relay)
+        if self.is_member:
+            await self._start_links()
         for address in self.config.bootstrap:
             peer_id, transport_addr = parse_bootstrap(address)
             if peer_id != self.local_peer_id:
@@ -450,141 +470,42 @@ class Network:
             if started is not None:
                 await started.wait()
 
-    async def _link_writer(self, state: PeerState, protocol: str, queue: OutgoingQueue) -> None:
-        """Keep one outbound stream of `protocol` to a member and drain `queue` into it, batched."""
-        peer = ID.from_base58(state.peer_id)
-        delay = self.limits.redial_min_delay
-        while True:
-            while not self._is_connected(state.peer_id) or self._is_banned(state):
-                await state.changed.wait()
-            connection = self._connection(state.peer_id)
-            try:
-                with trio.fail_after(self.limits.dial_timeout):
-                    stream = await self._host.new_stream(peer, [protocol])  # type: ignore[list-item]
-            except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
-                state.counters["stream_failures"] += 1
-                logger.info("%s stream to %s (%s) failed: %r", protocol, state.peer_id, state.name, error)
-                if isinstance(error, trio.TooSlowError):
-                    await self._drop_connection(state, connection)
-                await trio.sleep(delay)
-                delay = min(2 * delay, self.limits.redial_max_delay)
+    async def _start_links(self) -> None:
+        config = self.config
+        self.link_port = await self._nursery.start(self._links.serve, config.listen_host, config.link_port)
+        addresses = config.link_addresses()
+        for key, name in config.members.items():
+            if key == self._local_key.public.raw:
                 continue
-            delay = self.limits.redial_min_delay
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    self._cancel_when_connection_changes, state, connection, nursery.cancel_scope
-                )
-                try:
-                    await self._pump(state, stream, queue)
-                except (*TRANSPORT_ERRORS, trio.TooSlowError) as error:
-                    state.counters["write_failures"] += 1
-                    logger.info("%s stream to %s (%s) broke: %r", protocol, state.peer_id, state.name, error)
-                    await self._drop_connection(state, connection)
-                finally:
-                    await _discard(stream)
-                    nursery.cancel_scope.cancel()
+            address = addresses.get(key)
+            if address is None:
+                logger.warning("no member link address for %s: it will not hear from us", name)
+                continue
+            for channel in Channel:
+                self._nursery.start_soon(self._links.keep_link, key, channel, address)
 
-    async def _drop_connection(self, state: PeerState, connection: INetConn | None) -> None:
-        """Close a connection whose streams fail: py-libp2p may keep a dead one registered, which would
-        stop the redial loop from ever dialing again."""
-        if connection is None or self._connection(state.peer_id) is not connection:
-            return
-        state.counters["dropped_connections"] += 1
-        with trio.move_on_after(CLEANUP_SECONDS):
-            try:
-                await connection.close()
-            except TRANSPORT_ERRORS as error:
-                logger.debug("closing the connection to %s: %r", state.peer_id, error)
-        self._on_connection_change(ID.from_base58(state.peer_id))
-
-    async def _cancel_when_connection_changes(
-        self, state: PeerState, connection: INetConn | None, scope: trio.CancelScope
-    ) -> None:
-        """A stream dies with its connection, but a write to it may hang: give up on it at once."""
-        while self._connection(state.peer_id) is connection:
-            await state.changed.wait()
-        scope.cancel()
-
-    async def _pump(self, state: PeerState, stream: INetStream, queue: OutgoingQueue) -> None:
-        while not self._is_banned(state):
-            with trio.move_on_after(self.limits.keepalive_interval):
-                await queue.wait_nonempty()
-            batch = queue.take(self.limits.max_write_batch_bytes)
-            data = encode_frames(batch) if batch else KEEPALIVE
-            try:
-                with trio.fail_after(self.limits.write_timeout):
-                    await stream.write(data)
-            except BaseException:
-                queue.restore(batch)
-                raise
-            traffic = self.traffic
-            if queue is state.outgoing:
-                state.counters["frames_out"] += len(batch)
-                state.counters["writes_out"] += 1
-                state.counters["bytes_out"] += len(data)
-                traffic.consensus_messages_out += len(batch)
-                traffic.consensus_writes += 1
-                traffic.consensus_bytes_out += len(data)
-            else:
-                state.counters["relay_batches_out"] += len(batch)
-                state.counters["relay_writes_out"] += 1
-                state.counters["relay_bytes_out"] += len(data)
-                traffic.gossip_writes += 1
-                traffic.gossip_bytes_out += len(data)
-
-    async def _serve_consensus_stream(self, stream: INetStream) -> None:
-        async def deliver(state: PeerState, frame: bytes) -> None:
+    async def _on_link_frame(self, state: PeerState, channel: Channel, frame: bytes) -> None:
+        """A frame read from a member's authenticated link: charged to its buckets, then delivered."""
+        await self._throttle(state, len(frame))
+        if channel is Channel.CONSENSUS:
             assert state.member_key is not None
+            state.counters["frames_in"] += 1
+            state.counters["bytes_in"] += len(frame)
             self.traffic.consensus_messages_in += 1
             await self._inbound_send.send((state.member_key, frame))
-
-        await self._serve_link(stream, self.limits.max_frame_bytes, deliver)
-
-    async def _serve_relay_stream(self, stream: INetStream) -> None:
-        async def deliver(state: PeerState, frame: bytes) -> None:
-            try:
-                txs = self._decode_batch(frame)
-            except DecodeError as error:
-                self.counters["relay_batches_invalid"] += 1
-                self.penalize(state.peer_id, f"bad relayed batch: {error}", self.limits.bad_gossip_penalty)
-                return
-            state.counters["relay_batches_in"] += 1
-            try:
-                self._tx_send.send_nowait((state.peer_id, txs))
-            except trio.WouldBlock:
-                self.counters["gossip_batches_dropped"] += 1
-
-        await self._serve_link(stream, self.limits.max_gossip_batch_bytes, deliver)
-
-    async def _serve_link(
-        self, stream: INetStream, max_frame_bytes: int, deliver: Callable[[PeerState, bytes], Awaitable[None]]
-    ) -> None:
-        """Read a member's link stream frame by frame into `deliver`; streams of non-members are refused."""
-        state = self._state(stream.muxed_conn.peer_id.to_base58())
-        if state.member_key is None or self._is_banned(state):
-            state.counters["rejected_streams"] += 1
-            if state.member_key is None:
-                self.penalize(
-                    state.peer_id, "consensus stream from a non-member", self.limits.non_member_penalty
-                )
-            await _discard(stream)
             return
-        reader = FrameReader(_receive_some(stream), max_frame_bytes, self.limits.read_timeout)
+        state.counters["relay_bytes_in"] += len(frame)
         try:
-            while not self._is_banned(state):
-                frame = await reader.read_frame()
-                if frame is None:
-                    break
-                if not frame:
-                    continue
-                await self._throttle(state, len(frame))
-                state.counters["frames_in"] += 1
-                state.counters["bytes_in"] += len(frame)
-                await deliver(state, frame)
-        except FrameError as error:
-            self._on_bad_frames(state, error)
-        finally:
-            await _discard(stream)
+            txs = self._decode_batch(frame)
+        except DecodeError as error:
+            self.counters["relay_batches_invalid"] += 1
+            self._penalize_state(state, f"bad relayed batch: {error}", self.limits.bad_gossip_penalty)
+            return
+        state.counters["relay_batches_in"] += 1
+        try:
+            self._tx_send.send_nowait((state.peer_id, txs))
+        except trio.WouldBlock:
+            self.counters["gossip_batches_dropped"] += 1
 
     async def _throttle(self, state: PeerState, size: int) -> None:
         """Charge a frame to the peer's buckets; an overdraft costs points and waits."""

@@ -106,3 +106,4 @@ class PeerStatus:
     banned_for: float
     queued: int
     counters: dict[str, int]
+    links: tuple[str, ...] = ()  # member links up now: consensus-in, consensus-out, relay-in, relay-out

@@ -106,6 +106,7 @@ class NodeMetrics:
     request_writes: int
     request_bytes_written: int
     consensus_counters: Mapping[str, int]  # the replica's: drops by cause, duplicates, equivocations, ...
+    network_counters: Mapping[str, int]  # the network's: refused member links, dropped or invalid batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class PeerInfo:
     connected: bool
     score: int
     counters: Mapping[str, int] = field(default_factory=dict)
+    links: Sequence[str] = ()  # member links up: consensus-in, consensus-out, relay-in, relay-out
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,9 +59,14 @@ def member_configs() -> Callable[..., list[NetworkConfig]]:
     def build(count: int, limits: NetworkLimits = TEST_LIMITS) -> list[NetworkConfig]:
         members = {member_key(index): f"member-{index}" for index in range(count)}
         ports = [_free_port() for _ in range(count)]
+        link_ports = [_free_port() for _ in range(count)]
         addresses = [
             f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id_of_member(member_key(index))}"
             for index, port in enumerate(ports)
+        ]
+        link_addresses = [
+            f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id_of_member(member_key(index))}"
+            for index, port in enumerate(link_ports)
         ]
         return [
             NetworkConfig(
@@ -70,6 +75,8 @@ def member_configs() -> Callable[..., list[NetworkConfig]]:
                 members=members,
                 listen_port=ports[index],
                 bootstrap=tuple(address for other, address in enumerate(addresses) if other != index),
+                link_port=link_ports[index],
+                member_links=tuple(address for other, address in enumerate(link_addresses) if other != index),
                 limits=limits,
             )
             for index in range(count)
@@ -100,10 +107,19 @@ def wait_until() -> Callable[..., Awaitable[None]]:
     return _wait_until
 
 
+ALL_LINKS = ("consensus-in", "consensus-out", "relay-in", "relay-out")
+
+
 def fully_connected(networks: list[Network]) -> bool:
+    """Every pair connected over libp2p, and every pair of members linked both ways on both channels."""
     members = {network.local_peer_id for network in networks}
     return all(
-        {row.peer_id for row in network.peers() if row.connected} >= members - {network.local_peer_id}
+        {
+            row.peer_id
+            for row in network.peers()
+            if row.connected and (row.links == ALL_LINKS or not network.is_member or row.member_key is None)
+        }
+        >= members - {network.local_peer_id}
         for network in networks
     )
 

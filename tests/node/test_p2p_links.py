@@ -1,4 +1,4 @@
-"""Consensus links between real libp2p hosts on 127.0.0.1: delivery, batching, membership, cut-offs."""
+"""Member links between real nodes on 127.0.0.1: delivery, batching, membership, cut-offs."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import struct
 from collections import defaultdict
 from dataclasses import replace
 
-import multiaddr
+import nacl.public
 import pytest
 import trio
-from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import PeerInfo
 
-from node.p2p import PBFT_PROTOCOL, Network, NetworkError, PeerStatus, parse_bootstrap
-from node.p2p.host import build_host
+from ledger.keys import PrivateKey, public_key
+from node.p2p import Network, NetworkError, PeerStatus
+from node.p2p.secure_channel import Channel, LinkError, SecureStream, accept, initiate
 
 MESSAGES_PER_PEER = 300
 
@@ -69,29 +68,60 @@ async def test_members_exchange_messages_in_order_batched(member_configs, federa
         # leaving the block closed every host within the bound above
 
 
-async def test_non_member_cannot_get_a_consensus_message_accepted(
-    member_configs, outsider_config, federation, wait_until
-):
+class _Impostor:
+    """Holds one key but names another in its hello."""
+
+    def __init__(self, seed: bytes, claimed: bytes) -> None:
+        self._key = PrivateKey(seed)
+        self.public = public_key(claimed)
+
+    def x25519_private(self) -> nacl.public.PrivateKey:
+        return self._key.x25519_private()
+
+
+async def dial_link(
+    network: Network, seed: bytes, claimed: bytes | None = None, channel: Channel = Channel.CONSENSUS
+) -> SecureStream:
+    """Open a member link to `network` as the holder of `seed` (or, with `claimed`, naming another key)."""
+    assert network.link_port is not None
+    stream = await trio.open_tcp_stream("127.0.0.1", network.link_port)
+    local = PrivateKey(seed) if claimed is None else _Impostor(seed, claimed)
+    remote = PrivateKey(network.config.seed).public.raw
+    return await initiate(stream, local, remote, network.config.chain_id, channel, 5.0)
+
+
+async def test_members_are_linked_both_ways_on_both_channels(member_configs, federation):
+    configs = member_configs(3)
+    with trio.fail_after(30):
+        async with federation(configs) as networks:
+            for network in networks:
+                assert network.link_addr is not None and network.link_addr.endswith(network.local_peer_id)
+                for row in network.peers():
+                    assert row.links == ("consensus-in", "consensus-out", "relay-in", "relay-out")
+                    assert row.counters["links_dialed"] == 2
+                    assert row.counters["links_accepted"] == 2
+
+
+async def test_non_member_cannot_open_a_member_link(member_configs, outsider_config, federation, wait_until):
     configs = member_configs(3)
     keys = list(configs[0].members)
     with trio.fail_after(30):
         async with federation(configs) as networks:
             target = networks[0]
-            async with federation([outsider_config(configs[1])]) as (outsider,):
-                assert outsider.member_key_of(outsider.local_peer_id) is None
-                outsider.send(keys[0], b"forged vote")
-
-                def rejected() -> bool:
-                    rows = {row.peer_id: row for row in target.peers()}
-                    row = rows.get(outsider.local_peer_id)
-                    return row is not None and row.counters.get("rejected_streams", 0) >= 1
-
-                await wait_until(rejected)
+            with pytest.raises(LinkError):
+                await dial_link(target, b"\xee" * 32)
+            assert target.counters["links_refused"] == 1
+            # Naming a member's key without holding it fails the handshake, and costs that member nothing.
+            with pytest.raises(LinkError):
+                await dial_link(target, b"\xee" * 32, claimed=keys[1])
+            await wait_until(lambda: target.counters["links_failed_handshake"] == 1)
+            row = next(row for row in target.peers() if row.member_key == keys[1])
+            assert row.score == 0 and row.links == ("consensus-in", "consensus-out", "relay-in", "relay-out")
+            # An observer does not dial links at all, and members keep talking.
+            async with federation([outsider_config(configs[1])]) as (observer,):
+                assert not observer.is_member and observer.link_addr is None
                 networks[1].send(keys[0], b"genuine vote")
                 assert await collect(target, 1) == [(keys[1], b"genuine vote")]
-                outsider_row = next(row for row in target.peers() if row.peer_id == outsider.local_peer_id)
-                assert outsider_row.member_key is None
-                assert outsider_row.score < 0
 
 
 async def test_garbage_and_oversized_frames_cut_a_member_off(member_configs, federation, wait_until):
@@ -116,17 +146,15 @@ async def test_garbage_and_oversized_frames_cut_a_member_off(member_configs, fed
 
             await wait_until(lambda: banned(garbage_peer))
 
-            # A member (raw host with member 3's key) that announces a frame over the cap.
-            evil = build_host(configs[3])
-            async with evil.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-                peer_id, address = parse_bootstrap(configs[3].bootstrap[0])
-                target = ID.from_base58(peer_id)
-                await evil.connect(PeerInfo(target, [address]))
-                stream = await evil.new_stream(target, [PBFT_PROTOCOL])
-                await stream.write(struct.pack(">I", receiver.limits.max_frame_bytes + 1) + b"x" * 100)
-                await wait_until(lambda: banned(receiver.peer_id_of(keys[3])))
-                row = next(row for row in receiver.peers() if row.peer_id == receiver.peer_id_of(keys[3]))
-                assert row.counters["frames_oversized"] == 1
+            # Member 3 (its own key, a raw link) announces a frame over the cap: one frame costs the ban.
+            link = await dial_link(receiver, configs[3].seed)
+            await link.send_all(struct.pack(">I", receiver.limits.max_frame_bytes + 1) + b"x" * 100)
+            await wait_until(lambda: banned(receiver.peer_id_of(keys[3])))
+            row = next(row for row in receiver.peers() if row.peer_id == receiver.peer_id_of(keys[3]))
+            assert row.counters["frames_oversized"] == 1
+            with pytest.raises(LinkError):
+                await dial_link(receiver, configs[3].seed)
+            await link.aclose()
 
             # The others keep exchanging messages.
             networks[1].send(keys[0], b"still here")
@@ -170,3 +198,54 @@ async def test_a_flooding_member_is_throttled_then_banned_without_starving_the_o
             row = flooder_row()
             assert row.counters["throttled"] >= 1
             assert row.counters["frames_in"] < 3000
+
+
+async def test_handshakes_in_progress_are_capped(member_configs, federation, wait_until, test_limits):
+    configs = member_configs(2, replace(test_limits, max_pending_links=2))
+    keys = list(configs[0].members)
+    with trio.fail_after(30):
+        async with federation(configs) as (target, other):
+            assert target.link_port is not None
+            silent = [await trio.open_tcp_stream("127.0.0.1", target.link_port) for _ in range(2)]
+            over = await trio.open_tcp_stream("127.0.0.1", target.link_port)
+            with trio.fail_after(5):
+                assert await over.receive_some(1) == b""  # closed at once: two handshakes already wait
+            assert target.counters["links_over_pending_cap"] == 1
+            for stream in silent:
+                await stream.aclose()
+            await wait_until(lambda: target.counters["links_failed_handshake"] == 2)
+            other.send(keys[0], b"still linked")
+            assert await collect(target, 1) == [(keys[1], b"still linked")]
+
+
+async def test_a_member_that_stops_reading_costs_a_redial_not_the_node(
+    member_configs, federation, test_limits
+):
+    """A write that times out (or breaks) inside a link ends that link only: the writer redials."""
+    configs = member_configs(2, replace(test_limits, write_timeout=0.3))
+    keys = list(configs[0].members)
+    stuck_member = PrivateKey(configs[1].seed)
+    accepted: list[SecureStream] = []
+
+    async def accept_and_never_read(stream: trio.SocketStream) -> None:
+        chain_id = configs[1].chain_id
+        accepted.append(await accept(stream, stuck_member, chain_id, lambda key, channel: True, 5.0))
+        await trio.sleep_forever()
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            listeners = await trio.open_tcp_listeners(configs[1].link_port, host="127.0.0.1")
+            nursery.start_soon(trio.serve_listeners, accept_and_never_read, listeners)
+            async with federation(configs[:1]) as (writer,):
+
+                def counter(name: str) -> int:
+                    row = next(row for row in writer.peers() if row.member_key == keys[1])
+                    return row.counters.get(name, 0)
+
+                while counter("link_write_failures") == 0:
+                    writer.send(keys[1], b"v" * (1 << 20))
+                    await trio.sleep(0.01)
+                while counter("links_dialed") < 3:  # both channels, then the consensus link again
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert len(accepted) >= 3

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ledger.errors import DecodeError
 from ledger.keys import PrivateKey
 from node.p2p import ConfigError, GossipBatchTooLarge, NetworkConfig, member_key_of_peer, peer_id_of_member
-from node.p2p.config import key_pair_from_seed, parse_bootstrap
+from node.p2p.config import LinkAddress, key_pair_from_seed, parse_bootstrap, parse_member_link
 from node.p2p.errors import FrameError
 from node.p2p.framing import KEEPALIVE, FrameReader, encode_frames
 from node.p2p.gossip import decode_batch, encode_batch, split_into_batches
@@ -222,3 +222,27 @@ def test_config_checks():
         parse_bootstrap("not a multiaddr")
     peer_id, address = parse_bootstrap(f"/ip4/127.0.0.1/tcp/4001/p2p/{peer_id_of_member(key)}")
     assert peer_id == peer_id_of_member(key) and str(address) == "/ip4/127.0.0.1/tcp/4001"
+
+
+def test_member_links_name_a_member_at_a_tcp_address():
+    keys = [PrivateKey(bytes([index]) * 32).public.raw for index in (1, 2)]
+    members = {keys[0]: "a", keys[1]: "b"}
+    link = f"/ip4/10.0.0.2/tcp/7002/p2p/{peer_id_of_member(keys[1])}"
+    assert parse_member_link(link) == (keys[1], LinkAddress("10.0.0.2", 7002))
+    named = f"/dns4/dc-b.example/tcp/7002/p2p/{peer_id_of_member(keys[1])}"
+    assert parse_member_link(named) == (keys[1], LinkAddress("dc-b.example", 7002))
+    config = NetworkConfig(seed=b"\x01" * 32, chain_id="c", members=members, member_links=(link,))
+    assert config.link_addresses() == {keys[1]: LinkAddress("10.0.0.2", 7002)}
+    stranger = PrivateKey(b"\x09" * 32).public.raw
+    for bad in (
+        f"/ip4/10.0.0.2/udp/7002/p2p/{peer_id_of_member(keys[1])}",
+        f"/ip4/10.0.0.2/p2p/{peer_id_of_member(keys[1])}",
+        "/ip4/10.0.0.2/tcp/7002",
+    ):
+        with pytest.raises(ConfigError):
+            parse_member_link(bad)
+    for bad_links in ((f"/ip4/10.0.0.3/tcp/1/p2p/{peer_id_of_member(stranger)}",), (link, link)):
+        with pytest.raises(ConfigError):
+            NetworkConfig(seed=b"\x01" * 32, chain_id="c", members=members, member_links=bad_links)
+    with pytest.raises(ConfigError):
+        NetworkConfig(seed=b"\x01" * 32, chain_id="c", members=members, link_port=70_000)

@@ -114,7 +114,11 @@ class CannedNode:
         return NodeStatus("fm-test", "dc-paris", "member", 1, 0, ALICE, 3, self.syncing, 0)
 
     def peers(self) -> Sequence[PeerInfo]:
-        return [PeerInfo("12D3KooWpeer", "dc-berlin", True, True, 10, {"frames_in": 4})]
+        return [
+            PeerInfo(
+                "12D3KooWpeer", "dc-berlin", True, True, 10, {"frames_in": 4}, ("consensus-in", "relay-in")
+            )
+        ]
 
     def metrics(self) -> NodeMetrics:
         return NodeMetrics(
@@ -134,6 +138,7 @@ class CannedNode:
             5,
             1_000,
             {"duplicates": 3},
+            {"links_refused": 2},
         )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]:
@@ -577,6 +582,7 @@ async def test_status_and_chain_queries(client: httpx.AsyncClient) -> None:
     }
     peers = await result_of(client, "node_peers")
     assert peers["peers"][0]["counters"] == {"frames_in": 4}
+    assert peers["peers"][0]["links"] == ["consensus-in", "relay-in"]
     block = await result_of(client, "chain_block", {"height": 1})
     assert block["header"]["proposer"] == alice and block["header"]["prev_hash"] == "00" * 32
     assert block["txs"][0]["body"] == {"to": address_text(bytes(BOB)), "amount": 5_000_000}
@@ -609,6 +615,7 @@ async def test_node_metrics_are_named_integer_counters(client: httpx.AsyncClient
         "request_writes": 5,
         "request_bytes_written": 1_000,
         "consensus_counters": {"duplicates": 3},
+        "network_counters": {"links_refused": 2},
     }
     assert await result_of(client, "node_metrics", []) == metrics
 
