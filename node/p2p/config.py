@@ -46,7 +46,6 @@ class NetworkLimits:
     byte_burst: float = 2 * MAX_CONSENSUS_MESSAGE_BYTES
     flood_penalty: float = 1.0
     oversized_frame_penalty: float = 100.0
-    non_member_penalty: float = 10.0
     bad_gossip_penalty: float = 25.0
     ban_threshold: float = -100.0
     ban_seconds: float = 60.0
