@@ -37,10 +37,11 @@ class FrameReader:
     """Reads frames from `receive_some(max_bytes)`, which returns b"" once the stream has ended.
 
     Every wait for bytes is bounded by `read_timeout`: a peer that stops sending (even keepalives) raises
-    FrameError(reason="silent") instead of holding the reader forever.
+    FrameError(reason="silent") instead of holding the reader forever. With `read_timeout=None` the caller
+    bounds the reads itself (a member link's watchdog: a cancel scope per read is costly on a busy link).
     """
 
-    def __init__(self, receive_some: ReceiveSome, max_frame_bytes: int, read_timeout: float) -> None:
+    def __init__(self, receive_some: ReceiveSome, max_frame_bytes: int, read_timeout: float | None) -> None:
         self._receive_some = receive_some
         self._max_frame_bytes = max_frame_bytes
         self._read_timeout = read_timeout
@@ -67,11 +68,15 @@ class FrameReader:
         while len(self._buffer) < wanted:
             if self._ended:
                 return False
-            try:
-                with trio.fail_after(self._read_timeout):
-                    chunk = await self._receive_some(max(READ_CHUNK_BYTES, wanted - len(self._buffer)))
-            except trio.TooSlowError:
-                raise FrameError(f"no bytes for {self._read_timeout} s", reason="silent") from None
+            size = max(READ_CHUNK_BYTES, wanted - len(self._buffer))
+            if self._read_timeout is None:
+                chunk = await self._receive_some(size)
+            else:
+                try:
+                    with trio.fail_after(self._read_timeout):
+                        chunk = await self._receive_some(size)
+                except trio.TooSlowError:
+                    raise FrameError(f"no bytes for {self._read_timeout} s", reason="silent") from None
             if not chunk:
                 self._ended = True
                 return False

@@ -249,3 +249,31 @@ async def test_a_member_that_stops_reading_costs_a_redial_not_the_node(
                     await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
     assert len(accepted) >= 3
+
+
+async def test_idle_links_stay_up_on_keepalives_and_a_silent_link_is_dropped(
+    member_configs, federation, wait_until, test_limits
+):
+    limits = replace(test_limits, read_timeout=0.6, keepalive_interval=0.15)
+    configs = member_configs(3, limits)
+    keys = list(configs[0].members)
+    with trio.fail_after(30):
+        async with federation(configs[:2]) as (receiver, other):
+
+            def row_of(key: bytes) -> PeerStatus:
+                return next(row for row in receiver.peers() if row.member_key == key)
+
+            before = dict(row_of(keys[1]).counters)
+            await trio.sleep(4 * limits.read_timeout)  # the idle spell under test: only keepalives cross
+            after = row_of(keys[1])
+            assert after.links == ("consensus-in", "consensus-out", "relay-in", "relay-out")
+            assert "frames_silent" not in after.counters
+            for counter in ("links_dialed", "links_accepted"):
+                assert after.counters[counter] == before[counter]  # nothing was redialed
+            # Member 2 (a raw link) completes the handshake, then sends nothing, not even keepalives.
+            link = await dial_link(receiver, configs[2].seed)
+            await wait_until(lambda: row_of(keys[2]).counters.get("frames_silent", 0) == 1)
+            with trio.fail_after(5):
+                assert await link.receive_some(1) == b""  # the receiver closed it
+            other.send(keys[0], b"after the idle spell")
+            assert await collect(receiver, 1) == [(keys[1], b"after the idle spell")]
