@@ -1,7 +1,7 @@
 """Apply cost of the market mix per transaction, in one process, in CPU time.
 
 usage: python -m bench.apply_bench [--quick] [--blocks N] [--txs-per-block M] [--runs R]
-                                   [--profile PART] [--profile-out FILE]
+                                   [--profile PART] [--profile-out FILE] [--default-gc]
 
 Method. A chain of `blocks` full blocks of the `market` mix of bench.catchup (60% transfers, 15% offers,
 15% bids that partly cross them, 10% cancels; same planner, same seed, same block spacing) is built once into
@@ -20,6 +20,8 @@ count, their CPU does), divided by the transactions:
   decoding, certificates, execution, receipts, one synced batch per group).
 The objects of the built chain are moved out of the collector's reach (`gc.freeze`) before the runs: a
 node holds no such copy, and rescanning it would charge the ledger for the bench's memory.
+The runs use the interpreter settings of a node (`node.daemon.tune_interpreter`: the collector's
+thresholds among them); `--default-gc` keeps CPython's default thresholds instead.
 `--profile PART` runs that part once more under cProfile and prints the top functions by internal time.
 """
 
@@ -45,6 +47,7 @@ from ledger.tx import Transaction
 from ledger.validators import ValidatorSet
 from ledger.votes import Certificate, sign_commit
 from node import devnet
+from node.daemon import tune_interpreter
 
 CHAIN_ID = "fedmarket-apply-bench"
 GENESIS_TIME_MS = 1_750_000_000_000
@@ -55,6 +58,7 @@ PLACEHOLDER_SIGNATURE = b"\x00" * 64
 GROUP_TXS = 1_000  # node.runtime.CATCH_UP_GROUP_TXS
 GROUP_BLOCKS = 32  # node.runtime.CATCH_UP_GROUP_BLOCKS
 PARTS = ("decode", "validate", "commit", "catch-up")
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)  # CPython 3.11
 
 
 def make_genesis(txs_per_block: int) -> Genesis:
@@ -228,7 +232,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per part (median, min, max; default 3)")
     parser.add_argument("--profile", choices=PARTS, help="profile this part once more (cProfile)")
     parser.add_argument("--profile-out", type=Path, help="also write the profile's stats to this file")
+    parser.add_argument("--default-gc", action="store_true", help="CPython default collector thresholds")
     args = parser.parse_args()
+    tune_interpreter()
+    if args.default_gc:
+        gc.set_threshold(*DEFAULT_GC_THRESHOLDS)
     blocks = args.blocks or (60 if args.quick else 500)
     with tempfile.TemporaryDirectory(prefix="fedmarket-apply-") as tmp:
         workdir = Path(tmp)
