@@ -4,7 +4,7 @@ Run: python -m bench.link_bench [--messages N] [--size BYTES]
 Both ends run in this process, so the CPU per round trip is two sends and two receives through the whole
 network layer (queue, writer task, Noise record, TCP on 127.0.0.1, frame reader, inbound channel). On the
 libp2p streams that carried consensus before the member links (commit bfc9cdb), the same measure gave
-2,069 us per round trip.
+1,886 us per round trip (median of 3, quiet machine; this code: 503 us).
 """
 
 from __future__ import annotations
