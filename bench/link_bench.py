@@ -10,13 +10,13 @@ libp2p streams that carried consensus before the member links (commit bfc9cdb), 
 from __future__ import annotations
 
 import argparse
-import socket
 import time
 from contextlib import AsyncExitStack
 
 import trio
 
 from ledger.keys import PrivateKey
+from node.devnet import free_ports
 from node.p2p import Network, NetworkConfig, open_network, peer_id_of_member
 
 WARM_UP = 50
@@ -24,16 +24,11 @@ CONNECT_TIMEOUT_S = 10.0
 ROUND_TRIP_TIMEOUT_S = 5.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _configs() -> list[NetworkConfig]:
     seeds = [bytes([index + 1]) * 32 for index in range(2)]
     keys = [PrivateKey(seed).public.raw for seed in seeds]
-    ports = [(_free_port(), _free_port()) for _ in seeds]
+    free = free_ports(4)
+    ports = [(free[0], free[1]), (free[2], free[3])]
     p2p = [
         f"/ip4/127.0.0.1/tcp/{p}/p2p/{peer_id_of_member(k)}" for (p, _), k in zip(ports, keys, strict=True)
     ]

@@ -588,6 +588,13 @@ async def _linked() -> tuple[Tap, Tap, SecureStream, SecureStream]:
     return initiator_end, responder_end, initiator_link, responder_link
 
 
+async def assert_bad_record(link: SecureStream) -> None:
+    """The next read on `link` fails as a record that does not decrypt."""
+    with pytest.raises(LinkError) as caught:
+        await link.receive_some(100)
+    assert caught.value.reason == "bad_record"
+
+
 @pytest.mark.parametrize(
     "position",
     [RECORD_HEADER.size, RECORD_HEADER.size + 7, -TAG_BYTES, -1],
@@ -599,9 +606,7 @@ async def test_flipped_record_byte_is_a_bad_record(position: int) -> None:
     edited = bytearray(whole)
     edited[position] ^= 0x40
     await deliver(initiator_end, bytes(edited))
-    with pytest.raises(LinkError) as caught:
-        await responder_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(responder_link)
 
 
 async def test_shortened_record_length_is_a_bad_record() -> None:
@@ -609,9 +614,7 @@ async def test_shortened_record_length_is_a_bad_record() -> None:
     [whole] = await held_records(initiator_link, initiator_end, [b"twenty bytes of data"])
     shorter = RECORD_HEADER.pack(len(whole) - RECORD_HEADER.size - 1) + whole[RECORD_HEADER.size :]
     await deliver(initiator_end, shorter)
-    with pytest.raises(LinkError) as caught:
-        await responder_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(responder_link)
 
 
 async def test_replayed_record_is_a_bad_record() -> None:
@@ -620,36 +623,28 @@ async def test_replayed_record_is_a_bad_record() -> None:
     await deliver(initiator_end, first, second)
     assert await read_exactly(responder_link, 12) == b"vote 1vote 2"
     await deliver(initiator_end, first)
-    with pytest.raises(LinkError) as caught:
-        await responder_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(responder_link)
 
 
 async def test_dropped_record_is_a_bad_record() -> None:
     initiator_end, _, initiator_link, responder_link = await _linked()
     _, second = await held_records(initiator_link, initiator_end, [b"vote 1", b"vote 2"])
     await deliver(initiator_end, second)
-    with pytest.raises(LinkError) as caught:
-        await responder_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(responder_link)
 
 
 async def test_reordered_records_are_a_bad_record() -> None:
     initiator_end, _, initiator_link, responder_link = await _linked()
     first, second = await held_records(initiator_link, initiator_end, [b"vote 1", b"vote 2"])
     await deliver(initiator_end, second, first)
-    with pytest.raises(LinkError) as caught:
-        await responder_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(responder_link)
 
 
 async def test_record_reflected_to_its_sender_is_a_bad_record() -> None:
     initiator_end, responder_end, initiator_link, _ = await _linked()
     [whole] = await held_records(initiator_link, initiator_end, [b"commit"])
     await deliver(responder_end, whole)  # as if Bob had sent Alice's own record back to her
-    with pytest.raises(LinkError) as caught:
-        await initiator_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(initiator_link)
 
 
 async def test_record_from_another_link_between_the_same_members_is_a_bad_record() -> None:
@@ -657,9 +652,7 @@ async def test_record_from_another_link_between_the_same_members_is_a_bad_record
     second_end, _, _, second_responder = await _linked()
     [whole] = await held_records(first_link, first_end, [b"commit"])
     await deliver(second_end, whole)
-    with pytest.raises(LinkError) as caught:
-        await second_responder.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(second_responder)
 
 
 @pytest.mark.parametrize(
@@ -668,9 +661,7 @@ async def test_record_from_another_link_between_the_same_members_is_a_bad_record
 async def test_forged_record_is_a_bad_record(body: bytes) -> None:
     initiator_end, _, _, responder_link = await _linked()
     await deliver(initiator_end, record(body))
-    with pytest.raises(LinkError) as caught:
-        await responder_link.receive_some(100)
-    assert caught.value.reason == "bad_record"
+    await assert_bad_record(responder_link)
 
 
 @pytest.mark.parametrize("keep", [1, RECORD_HEADER.size, RECORD_HEADER.size + 5, -1])
@@ -702,9 +693,7 @@ async def test_replayed_opening_gives_no_working_link() -> None:
     opening_length = FIRST_MESSAGE_OFFSET + RECORD_HEADER.unpack_from(initiator_end.sent, HELLO.size)[0]
     outcome = await accept_raw(bytes(initiator_end.sent[:opening_length]) + old_record)
     if isinstance(outcome, SecureStream):
-        with pytest.raises(LinkError) as caught:
-            await outcome.receive_some(100)
-        assert caught.value.reason == "bad_record"
+        await assert_bad_record(outcome)
     else:
         assert isinstance(outcome, LinkError)
 
