@@ -626,17 +626,11 @@ async def test_replayed_record_is_a_bad_record() -> None:
     await assert_bad_record(responder_link)
 
 
-async def test_dropped_record_is_a_bad_record() -> None:
+@pytest.mark.parametrize("order", [(1,), (1, 0)], ids=["dropped", "reordered"])
+async def test_dropped_or_reordered_records_are_a_bad_record(order: tuple[int, ...]) -> None:
     initiator_end, _, initiator_link, responder_link = await _linked()
-    _, second = await held_records(initiator_link, initiator_end, [b"vote 1", b"vote 2"])
-    await deliver(initiator_end, second)
-    await assert_bad_record(responder_link)
-
-
-async def test_reordered_records_are_a_bad_record() -> None:
-    initiator_end, _, initiator_link, responder_link = await _linked()
-    first, second = await held_records(initiator_link, initiator_end, [b"vote 1", b"vote 2"])
-    await deliver(initiator_end, second, first)
+    records = await held_records(initiator_link, initiator_end, [b"vote 1", b"vote 2"])
+    await deliver(initiator_end, *(records[index] for index in order))
     await assert_bad_record(responder_link)
 
 
