@@ -204,11 +204,12 @@ async def connect(
     return initiator_link, responder_link
 
 
-async def read_exactly(link: SecureStream, count: int) -> bytes:
+async def read_exactly(link: SecureStream | trio.abc.ReceiveStream, count: int) -> bytes:
+    """`count` bytes from a link (plaintext) or a raw stream; the end coming first fails the test."""
     data = bytearray()
     while len(data) < count:
         chunk = await link.receive_some(count - len(data))
-        assert chunk, "link ended early"
+        assert chunk, "ended early"
         data += chunk
     return bytes(data)
 
@@ -270,17 +271,8 @@ def noise_opening(actual: PrivateKey, claimed_key: bytes, responder: PrivateKey)
 
 async def receive_raw_record(stream: trio.abc.ReceiveStream) -> bytes:
     """The body of the next record, read straight off a raw stream."""
-
-    async def exactly(count: int) -> bytes:
-        data = bytearray()
-        while len(data) < count:
-            chunk = await stream.receive_some(count - len(data))
-            assert chunk, "stream ended inside a record"
-            data += chunk
-        return bytes(data)
-
-    (length,) = RECORD_HEADER.unpack(await exactly(RECORD_HEADER.size))
-    return await exactly(length)
+    (length,) = RECORD_HEADER.unpack(await read_exactly(stream, RECORD_HEADER.size))
+    return await read_exactly(stream, length)
 
 
 async def accept_raw(wire: bytes, is_acceptable: Callable[[bytes, Channel], bool] = accept_all) -> Outcome:
