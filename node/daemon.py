@@ -22,6 +22,7 @@ from ledger.chain import Chain
 from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from node.config import NodeConfig, load_config
+from node.metrics import COLLECTOR
 from node.p2p import NetworkConfig, open_network
 from node.p2p.host import enable_libp2p_log_propagation
 from node.rpc.methods import rpc_methods
@@ -137,9 +138,11 @@ async def _stop_on_signal(scope: trio.CancelScope) -> None:
 
 
 def tune_interpreter() -> None:
-    """The interpreter settings a node runs with: the GIL switch interval and the collector's thresholds."""
+    """The interpreter settings a node runs with: the GIL switch interval and the collector's thresholds;
+    the collector's pauses are counted from here on (`node_metrics.collector_counters`)."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     gc.set_threshold(*GC_THRESHOLDS)
+    COLLECTOR.install()
 
 
 def main(home: Path, observer: bool) -> int:

@@ -8,6 +8,7 @@ from ledger.receipts import Receipt, decode_results
 from node import views
 from node.mempool import MempoolFull as PoolFull
 from node.mempool import MempoolRejected
+from node.metrics import COLLECTOR
 from node.rpc import api
 from node.runtime import NodeRuntime, now_ms
 
@@ -78,6 +79,7 @@ class NodeService:
             request_bytes_written=traffic.request_bytes_out,
             consensus_counters={} if replica is None else {k: v for k, v in replica.counters.items() if v},
             network_counters={k: v for k, v in runtime.network.counters.items() if v},
+            collector_counters={k: v for k, v in COLLECTOR.counters.items() if v},
         )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[api.CommitTime]:

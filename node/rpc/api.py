@@ -107,6 +107,7 @@ class NodeMetrics:
     request_bytes_written: int
     consensus_counters: Mapping[str, int]  # the replica's: drops by cause, duplicates, equivocations, ...
     network_counters: Mapping[str, int]  # the network's: refused member links, dropped or invalid batches
+    collector_counters: Mapping[str, int]  # the garbage collector's runs and pauses (`node.metrics`)
 
 
 @dataclass(frozen=True, slots=True)

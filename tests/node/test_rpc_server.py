@@ -139,6 +139,7 @@ class CannedNode:
             1_000,
             {"duplicates": 3},
             {"links_refused": 2},
+            {"collections_gen0": 40, "pause_us_gen0": 1_200},
         )
 
     def commit_times(self, from_height: int | None, limit: int) -> Sequence[CommitTime]:
@@ -616,6 +617,7 @@ async def test_node_metrics_are_named_integer_counters(client: httpx.AsyncClient
         "request_bytes_written": 1_000,
         "consensus_counters": {"duplicates": 3},
         "network_counters": {"links_refused": 2},
+        "collector_counters": {"collections_gen0": 40, "pause_us_gen0": 1_200},
     }
     assert await result_of(client, "node_metrics", []) == metrics
 
