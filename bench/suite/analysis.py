@@ -21,6 +21,8 @@ import itertools
 import statistics
 from typing import Any
 
+from node.metrics import GENERATIONS as GC_GENERATIONS
+
 COMMITTED_SHARE = 0.9
 BACKLOG_GROWTH_SHARE = 0.1
 OFFERED_SHARE = 0.9
@@ -153,4 +155,23 @@ def costs(
         / max(len(nodes), 1)
         / per_block,
         "txs_per_block": txs / per_block,
+        "collector": collector_pauses(before, after, nodes),
+    }
+
+
+def collector_pauses(before: dict[str, Any], after: dict[str, Any], nodes: list[int]) -> dict[str, Any]:
+    """The garbage collector's pauses over the interval, summed over the nodes (`collector_counters`)."""
+
+    def total(name: str) -> int:
+        return sum(
+            int(after["metrics"][i].get("collector_counters", {}).get(name, 0))
+            - int(before["metrics"][i].get("collector_counters", {}).get(name, 0))
+            for i in nodes
+        )
+
+    return {
+        "collections_by_generation": [total(f"collections_gen{g}") for g in GC_GENERATIONS],
+        "pause_ms_by_generation": [total(f"pause_us_gen{g}") / 1e3 for g in GC_GENERATIONS],
+        "pauses_10_to_100ms": total("pauses_10_to_100ms"),
+        "pauses_over_100ms": total("pauses_over_100ms"),
     }

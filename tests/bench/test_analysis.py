@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.suite.analysis import assess, costs, latency_figures
+from bench.suite.analysis import assess, collector_pauses, costs, latency_figures
 from bench.suite.cluster import quorum_times
 from bench.suite.runner import search
 
@@ -111,6 +111,31 @@ def test_costs_are_per_committed_transaction_and_block() -> None:
     assert result["sig_checks_per_tx_by_node"] == [1.0, 1.1]
     assert result["writes_per_tx"] == 0.12 and result["bytes_per_tx"] == 1.2
     assert result["messages_per_block"] == 18
+    assert result["collector"] == {
+        "collections_by_generation": [0, 0, 0],
+        "pause_ms_by_generation": [0.0, 0.0, 0.0],
+        "pauses_10_to_100ms": 0,
+        "pauses_over_100ms": 0,
+    }
+
+
+def test_collector_pauses_are_summed_over_the_nodes_and_a_missing_counter_is_zero() -> None:
+    def reading(**counters: int) -> dict[str, Any]:
+        return {"collector_counters": counters}
+
+    before = {"metrics": {0: reading(collections_gen0=5, pause_us_gen0=1_000), 1: reading()}}
+    after = {
+        "metrics": {
+            0: reading(collections_gen0=9, pause_us_gen0=3_500, collections_gen2=1, pause_us_gen2=150_000),
+            1: reading(collections_gen1=2, pause_us_gen1=24_000, pauses_10_to_100ms=1, pauses_over_100ms=1),
+        }
+    }
+    assert collector_pauses(before, after, [0, 1]) == {
+        "collections_by_generation": [4, 2, 1],
+        "pause_ms_by_generation": [2.5, 24.0, 150.0],
+        "pauses_10_to_100ms": 1,
+        "pauses_over_100ms": 1,
+    }
 
 
 def test_latency_figures_in_ms_and_round_trips() -> None:
