@@ -72,6 +72,13 @@ def table(report: dict[str, Any]) -> str:
         _num(costs["messages_per_block"], 1),
         f"{costs['txs_per_block']:.0f} txs per block",
     )
+    collector = costs["collector"]
+    row(
+        "garbage-collector pauses, all nodes",
+        _num(sum(collector["pause_ms_by_generation"]), 0, " ms"),
+        f"{sum(collector['collections_by_generation'])} collections, "
+        f"{collector['pauses_over_100ms']} over 100 ms{at}",
+    )
     ratio = s["view_change_ratio"]
     row(
         "proposer killed: view change stall",

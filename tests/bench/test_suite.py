@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from bench.__main__ import main
+from bench.suite.report import table
 from node import devnet
 
 
@@ -45,6 +46,9 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
         assert 0.95 <= costs["sig_checks_per_tx_per_node"] <= 1.05, costs["sig_checks_per_tx_by_node"]
         assert costs["node_cpu_us_per_tx"] > 0 and costs["generator_cpu_us_per_tx"] > 0
         assert costs["writes_per_tx"] > 0 and costs["bytes_per_tx"] > 0 and costs["messages_per_block"] > 0
+        collector = costs["collector"]
+        assert len(collector["collections_by_generation"]) == len(collector["pause_ms_by_generation"]) == 3
+        assert min(collector["collections_by_generation"] + collector["pause_ms_by_generation"]) >= 0
     assert len(report["latency_steps"]) == 3
 
     summary = report["summary"]
@@ -53,6 +57,8 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     assert summary["kill_to_next_commit_ms"] > 0
     assert summary["view_change_ms"] is not None and summary["view_change_ratio"] > 0
     assert summary["catchup_status"] == "skipped"
+
+    assert "garbage-collector pauses, all nodes" in table(report)
 
     files = report["files"]
     assert json.loads(Path(files["json"]).read_text())["summary"] == json.loads(json.dumps(summary))
