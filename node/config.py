@@ -6,6 +6,7 @@ without a new chain. Every field is checked on load; an error names the field an
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +59,8 @@ class NodeConfig:
 
     @property
     def rpc_url(self) -> str:
-        return f"http://{self.rpc_host}:{self.rpc_port}"
+        host = f"[{self.rpc_host}]" if ":" in self.rpc_host else self.rpc_host
+        return f"http://{host}:{self.rpc_port}"
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -132,6 +134,10 @@ def load_config(home: Path) -> NodeConfig:
     )
     if not config.name:
         raise ConfigError(f"{where}: name is required")
+    try:
+        ipaddress.ip_address(config.p2p_host)
+    except ValueError:
+        raise ConfigError(f"{where}: p2p_host must be an IPv4 or IPv6 address") from None
     for port_name in ("p2p_port", "rpc_port", "link_port"):
         port = getattr(config, port_name)
         if not 0 <= port <= 65535:

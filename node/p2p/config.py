@@ -8,6 +8,7 @@ Both addresses of a peer are multiaddrs ending in `/p2p/<peer id>`, so an addres
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -84,6 +85,7 @@ class NetworkConfig:
     def __post_init__(self) -> None:
         if len(self.seed) != 32:
             raise ConfigError("the identity seed must be 32 bytes")
+        ip_multiaddr(self.listen_host)
         for port in (self.listen_port, self.link_port):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"listen port {port} out of range")
@@ -157,6 +159,16 @@ def member_key_of_peer(peer_id: str) -> bytes | None:
     if public is None or public.get_type() != KeyType.Ed25519:
         return None
     return public.to_bytes()
+
+
+def ip_multiaddr(host: str) -> str:
+    """`/ip4/<host>` or `/ip6/<host>` for an IP address literal (a host name is refused: a node listens on an
+    address, and its peers dial the one it advertises)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"listen host {host!r} is not an IPv4 or IPv6 address") from None
+    return f"/ip{address.version}/{address.compressed}"
 
 
 def parse_bootstrap(address: str) -> tuple[str, multiaddr.Multiaddr]:

@@ -25,7 +25,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
-from node.p2p.config import NetworkConfig, key_pair_from_seed
+from node.p2p.config import NetworkConfig, ip_multiaddr, key_pair_from_seed
 
 GOSSIP_DEGREE = 4
 GOSSIP_DEGREE_LOW = 2
@@ -61,7 +61,7 @@ async def stop_auto_connector(host: IHost) -> None:
 
 
 def listen_multiaddr(config: NetworkConfig) -> multiaddr.Multiaddr:
-    return multiaddr.Multiaddr(f"/ip4/{config.listen_host}/tcp/{config.listen_port}")
+    return multiaddr.Multiaddr(f"{ip_multiaddr(config.listen_host)}/tcp/{config.listen_port}")
 
 
 def build_gossip(host: IHost, config: NetworkConfig) -> tuple[Pubsub, GossipSub]:

@@ -30,7 +30,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from ledger.errors import DecodeError, LedgerError
 from ledger.keys import PrivateKey
-from node.p2p.config import NetworkConfig, parse_bootstrap, peer_id_of_member
+from node.p2p.config import NetworkConfig, ip_multiaddr, parse_bootstrap, peer_id_of_member
 from node.p2p.errors import FrameError, NetworkError, RequestFailed, RequestTimeout
 from node.p2p.framing import FrameReader, encode_frame
 from node.p2p.gossip import decode_batch, split_into_batches
@@ -152,7 +152,7 @@ class Network:
         """Where the other members reach our direct links (None for an observer), for their `member_links`."""
         if self.link_port is None:
             return None
-        return f"/ip4/{self.config.listen_host}/tcp/{self.link_port}/p2p/{self.local_peer_id}"
+        return f"{ip_multiaddr(self.config.listen_host)}/tcp/{self.link_port}/p2p/{self.local_peer_id}"
 
     @property
     def security_protocols(self) -> list[str]:

@@ -28,9 +28,16 @@ def test_member_links_and_link_port_round_trip(tmp_path: Path) -> None:
         ("member_links", [7002], "member_links must list multiaddrs"),
         ("link_port", 70_000, "link_port must be a TCP port"),
         ("link_port", "7002", "link_port must be an integer"),
+        ("p2p_host", "node-a.example", "p2p_host must be an IPv4 or IPv6 address"),
     ],
 )
 def test_bad_link_fields_name_the_field(tmp_path: Path, field: str, value: object, message: str) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"name": "dc-a", field: value}))
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path)
+
+
+def test_ipv6_hosts_are_accepted_and_the_rpc_url_brackets_them(tmp_path: Path) -> None:
+    NodeConfig(name="dc-a", home=tmp_path, p2p_host="::1", rpc_host="::1", rpc_port=7003).write()
+    config = load_config(tmp_path)
+    assert config.p2p_host == "::1" and config.rpc_url == "http://[::1]:7003"

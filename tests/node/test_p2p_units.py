@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ledger.errors import DecodeError
 from ledger.keys import PrivateKey
 from node.p2p import ConfigError, GossipBatchTooLarge, NetworkConfig, member_key_of_peer, peer_id_of_member
-from node.p2p.config import LinkAddress, key_pair_from_seed, parse_bootstrap, parse_member_link
+from node.p2p.config import LinkAddress, ip_multiaddr, key_pair_from_seed, parse_bootstrap, parse_member_link
 from node.p2p.errors import FrameError
 from node.p2p.framing import KEEPALIVE, FrameReader, encode_frames
 from node.p2p.gossip import decode_batch, encode_batch, split_into_batches
@@ -216,6 +216,10 @@ def test_config_checks():
         NetworkConfig(seed=b"short", chain_id="c", members={})
     with pytest.raises(ConfigError):
         NetworkConfig(seed=b"\x01" * 32, chain_id="c", members={b"x": "bad"})
+    with pytest.raises(ConfigError, match="not an IPv4 or IPv6 address"):
+        NetworkConfig(seed=b"\x01" * 32, chain_id="c", members={}, listen_host="localhost")
+    assert ip_multiaddr("127.0.0.1") == "/ip4/127.0.0.1"
+    assert ip_multiaddr("0:0:0:0:0:0:0:1") == "/ip6/::1"
     with pytest.raises(ConfigError):
         parse_bootstrap("/ip4/127.0.0.1/tcp/4001")
     with pytest.raises(ConfigError):
