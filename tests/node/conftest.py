@@ -1,4 +1,4 @@
-"""Fixtures for network tests: member identities, free loopback ports, and running federations."""
+"""Fixtures for network tests: member identities, free ports on 127.0.0.1, and running federations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import trio
 
 from ledger.keys import PrivateKey
 from node.p2p import Network, NetworkConfig, NetworkLimits, open_network, peer_id_of_member
-from node.p2p.config import ip_multiaddr
 
 CHAIN_ID = "fedmarket-test"
 CONNECT_TIMEOUT = 10.0
@@ -34,20 +33,10 @@ def test_limits() -> NetworkLimits:
     return TEST_LIMITS
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def ipv6_loopback() -> str:
-    """The IPv6 loopback address; a test that needs it is skipped on a machine without one."""
-    try:
-        _free_port("::1")
-    except OSError:
-        pytest.skip("this machine has no IPv6 loopback")
-    return "::1"
 
 
 @pytest.fixture
@@ -65,21 +54,18 @@ def member_key(index: int) -> bytes:
 
 @pytest.fixture
 def member_configs() -> Callable[..., list[NetworkConfig]]:
-    """`member_configs(n)`: configs of n genesis members on `host` (127.0.0.1 unless given), each
-    bootstrapping from all the others."""
+    """`member_configs(n)`: configs of n genesis members, each bootstrapping from all the others."""
 
-    def build(
-        count: int, limits: NetworkLimits = TEST_LIMITS, host: str = "127.0.0.1"
-    ) -> list[NetworkConfig]:
+    def build(count: int, limits: NetworkLimits = TEST_LIMITS) -> list[NetworkConfig]:
         members = {member_key(index): f"member-{index}" for index in range(count)}
-        ports = [_free_port(host) for _ in range(count)]
-        link_ports = [_free_port(host) for _ in range(count)]
+        ports = [_free_port() for _ in range(count)]
+        link_ports = [_free_port() for _ in range(count)]
         addresses = [
-            f"{ip_multiaddr(host)}/tcp/{port}/p2p/{peer_id_of_member(member_key(index))}"
+            f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id_of_member(member_key(index))}"
             for index, port in enumerate(ports)
         ]
         link_addresses = [
-            f"{ip_multiaddr(host)}/tcp/{port}/p2p/{peer_id_of_member(member_key(index))}"
+            f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id_of_member(member_key(index))}"
             for index, port in enumerate(link_ports)
         ]
         return [
@@ -87,7 +73,6 @@ def member_configs() -> Callable[..., list[NetworkConfig]]:
                 seed=member_seed(index),
                 chain_id=CHAIN_ID,
                 members=members,
-                listen_host=host,
                 listen_port=ports[index],
                 bootstrap=tuple(address for other, address in enumerate(addresses) if other != index),
                 link_port=link_ports[index],

@@ -102,20 +102,6 @@ async def test_members_are_linked_both_ways_on_both_channels(member_configs, fed
                     assert row.counters["links_accepted"] == 2
 
 
-async def test_members_on_the_ipv6_loopback_are_linked_and_advertise_ip6_addresses(
-    member_configs, federation, ipv6_loopback
-):
-    configs = member_configs(3, host=ipv6_loopback)
-    keys = list(configs[0].members)
-    with trio.fail_after(30):
-        async with federation(configs) as networks:
-            for network in networks:
-                assert network.link_addr == f"/ip6/::1/tcp/{network.link_port}/p2p/{network.local_peer_id}"
-                assert all(address.startswith("/ip6/::1/tcp/") for address in network.listen_addrs)
-            networks[0].send(keys[2], b"vote over ipv6")
-            assert await collect(networks[2], 1) == [(keys[0], b"vote over ipv6")]
-
-
 async def test_non_member_cannot_open_a_member_link(member_configs, outsider_config, federation, wait_until):
     configs = member_configs(3)
     keys = list(configs[0].members)
