@@ -18,6 +18,11 @@ DEFAULT_P2P_PORT = 26656
 DEFAULT_LINK_PORT = 26658
 
 
+def host_port(host: str, port: int) -> str:
+    """`host:port`, an IPv6 address in brackets (`[::1]:26657`), as URLs and bind strings write it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and the field."""
 
@@ -59,8 +64,7 @@ class NodeConfig:
 
     @property
     def rpc_url(self) -> str:
-        host = f"[{self.rpc_host}]" if ":" in self.rpc_host else self.rpc_host
-        return f"http://{host}:{self.rpc_port}"
+        return f"http://{host_port(self.rpc_host, self.rpc_port)}"
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -21,6 +21,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from hypercorn.typing import Framework
 
+from node.config import host_port
 from node.rpc.limits import MAX_BODY_BYTES, SHUTDOWN_GRACE_S
 from node.rpc.protocol import INVALID_REQUEST, Dispatcher, RpcError
 
@@ -169,13 +170,11 @@ class RpcServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"http://{host_port(self.host, self.port)}/"
 
     def _config(self) -> Config:
         config = Config()
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        config.bind = [f"{host}:{self.port}"]
+        config.bind = [host_port(self.host, self.port)]
         config.accesslog = None
         config.errorlog = logging.getLogger("fedmarket.rpc.http")
         config.graceful_timeout = self.shutdown_grace_s
