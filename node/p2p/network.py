@@ -15,6 +15,7 @@ score that ends in a disconnection and a timed ban. The interface (`send`, `broa
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 
@@ -22,6 +23,9 @@ import multiaddr  # type: ignore[import-untyped]
 import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.exceptions import BaseLibp2pError
+from libp2p.host.ping import ID as PING_PROTOCOL_ID
+from libp2p.host.ping import PING_LENGTH
+from libp2p.io.utils import read_exactly
 from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
@@ -466,7 +470,28 @@ class Network:
                 state.counters["dials"] += 1
                 delay = self.limits.redial_min_delay
             while self._is_connected(state.peer_id) and not self._is_banned(state):
-                await state.changed.wait()
+                with trio.move_on_after(self.limits.keepalive_interval) as quiet:
+                    await state.changed.wait()
+                if quiet.cancelled_caught and not await self._answers_ping(peer):
+                    state.counters["dead_connections"] += 1
+                    logger.info("%s (%s) does not answer a ping: disconnecting", state.peer_id, state.name)
+                    await self._disconnect(state)
+
+    async def _answers_ping(self, peer: ID) -> bool:
+        """Whether the peer echoes a ping within the read timeout. A peer that went away without closing its
+        connection (a killed machine, a connection it dropped half-way through its shutdown) leaves it open
+        here with no one behind it, and the redial loop would wait on it forever."""
+        payload = secrets.token_bytes(PING_LENGTH)
+        try:
+            with trio.fail_after(self.limits.read_timeout):
+                stream = await self._host.new_stream(peer, [PING_PROTOCOL_ID])
+                try:
+                    await stream.write(payload)
+                    return await read_exactly(stream, PING_LENGTH) == payload
+                finally:
+                    await _discard(stream)
+        except (*TRANSPORT_ERRORS, trio.TooSlowError):
+            return False
 
     async def _dial(self, peer: ID) -> None:
         """Dial via the swarm: `host.connect` returns at once while a closed connection is still listed."""

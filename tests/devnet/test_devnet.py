@@ -210,6 +210,31 @@ def test_a_paused_member_does_not_stop_the_others_and_catches_up(network: Any) -
     assert_same_blocks(network, ALL, target)
 
 
+def test_a_frozen_member_fails_the_ping_is_disconnected_and_reconnected_after(network: Any) -> None:
+    frozen = 1
+    others = [i for i in ALL if i != frozen]
+    peer_id = network.document["nodes"][frozen]["p2p"].rsplit("/p2p/", 1)[1]
+
+    def row(index: int) -> dict[str, Any]:
+        found = peer_row(network, index, peer_id)
+        assert found is not None, f"node {index} does not list node {frozen}"
+        return found
+
+    dead_before = {i: row(i)["counters"].get("dead_connections", 0) for i in others}
+    network.signal(frozen, signal.SIGSTOP)  # its kernel keeps the connections open; nothing answers
+    try:
+        network.wait_for(
+            lambda: all(
+                row(i)["counters"].get("dead_connections", 0) > dead_before[i] and not row(i)["connected"]
+                for i in others
+            ),
+            f"the others to find node {frozen} dead and disconnect it",
+        )
+    finally:
+        network.signal(frozen, signal.SIGCONT)
+    network.wait_for(lambda: all(row(i)["connected"] for i in others), f"node {frozen} to be redialed")
+
+
 def test_the_demo_plays_a_market_round(network: Any) -> None:
     played = cli("devnet", "demo", "--dir", str(network.directory))
     assert played.returncode == 0, played.stderr
