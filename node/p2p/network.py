@@ -413,13 +413,13 @@ class Network:
         """First step of shutdown: with no connection left, no pubsub stream handler can run while
         pubsub stops (py-libp2p would raise "Nursery is closed to new arrivals" out of the swarm).
 
-        Pubsub's handlers are replaced, not removed: py-libp2p's negotiation checks that a handler exists,
-        awaits a write, then looks the handler up again, and a removal in between raises KeyError out of
-        the swarm.
+        Pubsub's handlers are replaced by `_discard` (the stream is reset), not removed: py-libp2p's
+        negotiation checks that a handler exists, awaits a write, then looks the handler up again, and a
+        removal in between raises KeyError out of the swarm.
         """
         swarm = self._host.get_network()
         for protocol in self._pubsub.router.get_protocols():
-            self._host.set_stream_handler(protocol, _refuse_stream)
+            self._host.set_stream_handler(protocol, _discard)
         with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS):
             for peer in list(swarm.connections):
                 try:
@@ -616,15 +616,6 @@ class Network:
                 self._tx_send.send_nowait((origin, txs))
             except trio.WouldBlock:
                 self.counters["gossip_batches_dropped"] += 1
-
-
-async def _refuse_stream(stream: INetStream) -> None:
-    """Stands in for pubsub's stream handler while the network shuts down."""
-    with trio.move_on_after(CLEANUP_SECONDS):
-        try:
-            await stream.reset()
-        except TRANSPORT_ERRORS as error:
-            logger.debug("refusing a stream at shutdown: %r", error)
 
 
 @asynccontextmanager
