@@ -23,6 +23,21 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def advertised_host(listen_host: str, advertise_host: str = "") -> str:
+    """The address other nodes dial for a node listening on `listen_host`: `advertise_host`, or the listen
+    address itself. Both must be IP addresses; one listening on every interface (`0.0.0.0`, `::`) must name
+    the address it advertises. Raises ValueError saying which rule is broken."""
+    public = advertise_host or listen_host
+    for name, host in (("p2p_host", listen_host), ("p2p_advertise_host", public)):
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{name} must be an IPv4 or IPv6 address, not {host!r}") from None
+    if address.is_unspecified:
+        raise ValueError(f"{public} means every interface, not an address to dial: set p2p_advertise_host")
+    return public
+
+
 class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and the field."""
 
@@ -40,6 +55,7 @@ class NodeConfig:
     home: Path
     p2p_host: str = "127.0.0.1"
     p2p_port: int = DEFAULT_P2P_PORT
+    p2p_advertise_host: str = ""  # empty: p2p_host (see `advertised_host`)
     rpc_host: str = "127.0.0.1"
     rpc_port: int = DEFAULT_RPC_PORT
     bootstrap: tuple[str, ...] = ()
@@ -126,6 +142,7 @@ def load_config(home: Path) -> NodeConfig:
         home=home,
         p2p_host=_field(data, "p2p_host", str, defaults.p2p_host, where),
         p2p_port=_field(data, "p2p_port", int, defaults.p2p_port, where),
+        p2p_advertise_host=_field(data, "p2p_advertise_host", str, "", where),
         rpc_host=_field(data, "rpc_host", str, defaults.rpc_host, where),
         rpc_port=_field(data, "rpc_port", int, defaults.rpc_port, where),
         bootstrap=tuple(bootstrap),
@@ -139,9 +156,9 @@ def load_config(home: Path) -> NodeConfig:
     if not config.name:
         raise ConfigError(f"{where}: name is required")
     try:
-        ipaddress.ip_address(config.p2p_host)
-    except ValueError:
-        raise ConfigError(f"{where}: p2p_host must be an IPv4 or IPv6 address") from None
+        advertised_host(config.p2p_host, config.p2p_advertise_host)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
     for port_name in ("p2p_port", "rpc_port", "link_port"):
         port = getattr(config, port_name)
         if not 0 <= port <= 65535:

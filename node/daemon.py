@@ -90,6 +90,7 @@ async def run_node(config: NodeConfig, genesis: Genesis, key: PrivateKey) -> Non
             bootstrap=config.bootstrap,
             link_port=config.link_port,
             member_links=config.member_links,
+            advertise_host=config.p2p_advertise_host,
         )
         async with open_network(network_config) as network, trio.open_nursery() as nursery:
             runtime = NodeRuntime(config, genesis, key, chain, network)

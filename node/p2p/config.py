@@ -18,6 +18,7 @@ from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.peer.id import ID
 
 from ledger.limits import MAX_CONSENSUS_MESSAGE_BYTES, MAX_TX_BYTES
+from node.config import advertised_host
 from node.p2p.errors import ConfigError
 
 # One gossip message stays below 64 KiB once wrapped (protobuf envelope, signature, key, topic): see the
@@ -69,7 +70,8 @@ class NetworkConfig:
     `members` comes from genesis (raw 32-byte ed25519 public key -> member name); `bootstrap` (libp2p) and
     `member_links` (the other members' direct-link addresses) come from the node's own config, as multiaddrs
     ending in `/p2p/<peer id>`, so a datacenter can move without a new chain. A member listens for links on
-    `link_port` (0: any free port).
+    `link_port` (0: any free port). It advertises `advertise_host` (empty: `listen_host`), which a node
+    listening on every interface must name (`node.config.advertised_host`).
     """
 
     seed: bytes
@@ -80,12 +82,16 @@ class NetworkConfig:
     bootstrap: tuple[str, ...] = ()
     link_port: int = 0
     member_links: tuple[str, ...] = ()
+    advertise_host: str = ""
     limits: NetworkLimits = field(default_factory=NetworkLimits)
 
     def __post_init__(self) -> None:
         if len(self.seed) != 32:
             raise ConfigError("the identity seed must be 32 bytes")
-        ip_multiaddr(self.listen_host)
+        try:
+            advertised_host(self.listen_host, self.advertise_host)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for port in (self.listen_port, self.link_port):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"listen port {port} out of range")
@@ -107,6 +113,11 @@ class NetworkConfig:
                 raise ConfigError(f"member link {text!r}: a second address for the same member")
             addresses[member_key] = address
         return addresses
+
+    @property
+    def public_host(self) -> str:
+        """The address other nodes dial: `advertise_host`, or the listen address (checked at creation)."""
+        return self.advertise_host or self.listen_host
 
     @property
     def gossip_topic(self) -> str:

@@ -148,15 +148,20 @@ class Network:
 
     @property
     def listen_addrs(self) -> list[str]:
-        """The bound addresses with our peer id, ready for other nodes' bootstrap lists."""
-        return [str(address) for address in self._host.get_addrs()]
+        """The bound addresses, on the advertised host, with our peer id, ready for other nodes' bootstrap
+        lists."""
+        public = ip_multiaddr(self.config.public_host)
+        return [
+            f"{public}/tcp/{address.value_for_protocol('tcp')}/p2p/{self.local_peer_id}"
+            for address in self._host.get_addrs()
+        ]
 
     @property
     def link_addr(self) -> str | None:
         """Where the other members reach our direct links (None for an observer), for their `member_links`."""
         if self.link_port is None:
             return None
-        return f"{ip_multiaddr(self.config.listen_host)}/tcp/{self.link_port}/p2p/{self.local_peer_id}"
+        return f"{ip_multiaddr(self.config.public_host)}/tcp/{self.link_port}/p2p/{self.local_peer_id}"
 
     @property
     def security_protocols(self) -> list[str]:

@@ -2,8 +2,9 @@
 
 usage: python tests/node/ipv6_members.py   (in a fresh network namespace: `unshare --net --map-root-user`)
 
-It brings the namespace's loopback up, opens two member networks on ::1, sends a message over a member link,
-and prints one JSON line with the addresses they advertise and what arrived; the test checks them.
+It brings the namespace's loopback up, opens two member networks, the first on ::1, the second on every
+interface (`::`, advertising ::1), sends a message over a member link, and prints one JSON line with the
+addresses they advertise and what arrived; the test checks them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ledger.keys import PrivateKey
 from node.p2p import NetworkConfig, open_network, peer_id_of_member
 
 HOST = "::1"
+EVERY_INTERFACE = "::"
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 SEEDS = [bytes([index + 1]) * 32 for index in range(2)]
 
@@ -46,7 +48,8 @@ def configs() -> list[NetworkConfig]:
             seed=SEEDS[index],
             chain_id="fedmarket-ipv6-test",
             members={key: f"member-{i}" for i, key in enumerate(keys)},
-            listen_host=HOST,
+            listen_host=(HOST, EVERY_INTERFACE)[index],
+            advertise_host=HOST,
             listen_port=ports[index],
             bootstrap=(f"/ip6/{HOST}/tcp/{ports[1 - index]}/p2p/{peers[1 - index]}",),
             link_port=link_ports[index],

@@ -1,4 +1,5 @@
-"""A node listens on IPv6 and advertises /ip6 addresses.
+"""A node listens on IPv6 and advertises /ip6 addresses; one listening on every interface advertises the
+address it is given.
 
 The two members run in a child process (tests/node/ipv6_members.py) inside a network namespace this test
 creates with `unshare`, so nothing binds outside 127.0.0.1 in the test's own namespace.

@@ -216,8 +216,15 @@ def test_config_checks():
         NetworkConfig(seed=b"short", chain_id="c", members={})
     with pytest.raises(ConfigError):
         NetworkConfig(seed=b"\x01" * 32, chain_id="c", members={b"x": "bad"})
-    with pytest.raises(ConfigError, match="not an IPv4 or IPv6 address"):
+    with pytest.raises(ConfigError, match="must be an IPv4 or IPv6 address"):
         NetworkConfig(seed=b"\x01" * 32, chain_id="c", members={}, listen_host="localhost")
+    with pytest.raises(ConfigError, match="every interface, not an address to dial"):
+        NetworkConfig(seed=b"\x01" * 32, chain_id="c", members={}, listen_host="0.0.0.0")
+    assert config.public_host == "127.0.0.1"
+    every = NetworkConfig(
+        seed=b"\x01" * 32, chain_id="c", members={}, listen_host="0.0.0.0", advertise_host="10.0.0.5"
+    )
+    assert every.public_host == "10.0.0.5"
     assert ip_multiaddr("127.0.0.1") == "/ip4/127.0.0.1"
     assert ip_multiaddr("0:0:0:0:0:0:0:1") == "/ip6/::1"
     with pytest.raises(ConfigError):
