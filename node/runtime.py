@@ -49,6 +49,7 @@ from ledger.genesis import Genesis
 from ledger.keys import PrivateKey
 from ledger.tx import Transaction
 from ledger.votes import Certificate
+from node.arrival_order import ArrivalOrder
 from node.config import NodeConfig
 from node.mempool import Mempool, MempoolRejected
 from node.metrics import NodeMetrics
@@ -135,6 +136,7 @@ class NodeRuntime:
     _next_censorship_check: int = field(init=False, default=0)
     _gossip_out: list[bytes] = field(init=False, default_factory=list)
     _gossip_ready: trio.Event = field(init=False, default_factory=trio.Event)
+    _client_arrivals: ArrivalOrder = field(init=False, default_factory=ArrivalOrder)
     _proposer_poked: bool = field(init=False, default=False)
     _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
     _fetching: bool = field(init=False, default=False)
@@ -658,15 +660,22 @@ class NodeRuntime:
             await trio.sleep(GOSSIP_BATCH_S)
 
     async def admit(self, raws: Sequence[bytes]) -> list[Transaction | MempoolRejected]:
-        """Check and admit client transactions, in order: each one's transaction, or why it was refused."""
-        outcomes: list[Transaction | MempoolRejected] = []
-        for raw in raws:
-            try:
-                outcomes.append(self.mempool.check_envelope(raw))
-            except MempoolRejected as exc:
-                outcomes.append(exc)
-        decoded = [tx for tx in outcomes if isinstance(tx, Transaction)]
-        valid = dict(zip((tx.hash for tx in decoded), await self.verifier.verify(decoded), strict=True))
+        """Check and admit client transactions, in order: each one's transaction, or why it was refused.
+        Concurrent calls check signatures in parallel and admit in the order they arrived."""
+        async with self._client_arrivals.place() as turn:
+            outcomes: list[Transaction | MempoolRejected] = []
+            for raw in raws:
+                try:
+                    outcomes.append(self.mempool.check_envelope(raw))
+                except MempoolRejected as exc:
+                    outcomes.append(exc)
+            decoded = [tx for tx in outcomes if isinstance(tx, Transaction)]
+            valid = dict(zip((tx.hash for tx in decoded), await self.verifier.verify(decoded), strict=True))
+            await turn()
+            self._admit_checked(outcomes, valid)
+        return outcomes
+
+    def _admit_checked(self, outcomes: list[Transaction | MempoolRejected], valid: dict[bytes, bool]) -> None:
         store = self.chain.store
         now = now_ms()
         admitted_any = False
@@ -689,7 +698,6 @@ class NodeRuntime:
                 self._gossip_ready.set()
         if admitted_any:
             self._poke_proposer()
-        return outcomes
 
     async def wait_committed(self, tx_hashes: Sequence[bytes], timeout_s: float = COMMIT_WAIT_S) -> bool:
         """Wait until every hash is committed; False on timeout."""
