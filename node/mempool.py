@@ -3,8 +3,11 @@
 Admission runs the cheap stateless checks first (size, canonical decoding, chain id: `check_envelope`), then
 the node checks the signature (once per transaction, in a worker thread: `node.verifier`; the verified hash
 goes to the chain's cache, so block validation does not check it again), then the stateful check against the
-committed state (nonce not used, funds: `admit`). Admitted transactions
-are deduplicated by hash and by (sender, nonce). Limits: `max_txs` in all, `max_per_account` per sender.
+committed state (nonce not used, funds: `admit`). A sender's transactions arrive in nonce order: a nonce above
+the committed next one is admitted only after its predecessor, so every pending transaction can be proposed
+once those before it are. Otherwise a client could fill the mempool with gapped transactions that no
+proposal can take and that never leave. Admitted transactions are deduplicated by hash and by (sender,
+nonce). Limits: `max_txs` in all, `max_per_account` per sender.
 Eviction rule: none. A full mempool refuses new transactions (`MempoolFull`) instead of dropping admitted
 ones, because a client told "admitted" must not see its transaction vanish silently; committed or stale
 transactions leave on every commit. A transaction still pending after a while is gossiped once more.
@@ -95,6 +98,10 @@ class Mempool:
         pending = self._by_sender.get(tx.sender, {})
         if tx.nonce in pending:
             raise MempoolRejected("NONCE_PENDING", f"another transaction with nonce {tx.nonce} is pending")
+        if tx.nonce - 1 not in pending and tx.nonce != state.account(tx.sender).next_nonce:
+            raise MempoolRejected(
+                "NONCE_GAP", f"nonce {tx.nonce - 1} of the sender is neither committed nor pending"
+            )
         if len(pending) >= self.config.max_per_account:
             raise MempoolRejected(
                 "ACCOUNT_LIMIT", f"the sender has {len(pending)} pending transactions (the limit)"

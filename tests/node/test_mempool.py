@@ -77,17 +77,43 @@ def test_stateful_checks_duplicates_and_limits() -> None:
 
 def test_selection_keeps_arrival_order_and_contiguous_nonces() -> None:
     mempool, ledger = pool(), state()
-    arrivals = [transfer(BOB, 1), transfer(ALICE, 0), transfer(BOB, 0), transfer(ALICE, 2)]
+    arrivals = [
+        transfer(ALICE, 0),
+        transfer(BOB, 0),
+        transfer(ALICE, 1),
+        transfer(BOB, 1),
+        transfer(ALICE, 2),
+    ]
     for tx in arrivals:
         mempool.admit(tx, ledger, 0)
-    chosen = mempool.select(ledger, 10)
-    # Alice's nonce 2 waits for nonce 1; Bob's nonce 1 follows his nonce 0.
-    assert [(t.sender, t.nonce) for t in chosen] == [
-        (ALICE.public.raw, 0),
-        (BOB.public.raw, 0),
-        (BOB.public.raw, 1),
-    ]
-    assert len(mempool.select(ledger, 2)) == 2
+    assert mempool.select(ledger, 10) == arrivals
+    assert mempool.select(ledger, 2) == arrivals[:2]
+
+
+def test_a_nonce_is_admitted_only_after_its_predecessor() -> None:
+    mempool, ledger = pool(max_txs=4), state()
+    for nonce in range(1, 5):  # a client parking gapped transactions that no proposal could take
+        with pytest.raises(MempoolRejected) as refused:
+            mempool.admit(transfer(ALICE, nonce), ledger, 0)
+        assert refused.value.code == "NONCE_GAP"
+    assert len(mempool) == 0
+    assert mempool.admit(transfer(ALICE, 0), ledger, 0)
+    assert mempool.admit(transfer(ALICE, 1), ledger, 0)
+    with pytest.raises(MempoolRejected, match="NONCE_GAP"):
+        mempool.admit(transfer(ALICE, 3), ledger, 0)
+    assert mempool.admit(transfer(BOB, 0), ledger, 0)
+
+
+def test_a_hole_left_by_a_transaction_committed_out_of_order_can_be_filled() -> None:
+    mempool, ledger = pool(), state()
+    pending = [transfer(ALICE, nonce) for nonce in range(3)]
+    for tx in pending:
+        mempool.admit(tx, ledger, 0)
+    # A faulty proposer includes nonce 1 before nonce 0: it fails (bad nonce) but is committed, so it leaves.
+    ledger.execute(BlockContext(1, 2_000_000, MEMBERS[0].public.raw), [pending[1]])
+    mempool.remove_committed([pending[1]], ledger)
+    assert mempool.admit(transfer(ALICE, 1, amount=2), ledger, 0)
+    assert [t.nonce for t in mempool.select(ledger, 10)] == [0, 1, 2]
 
 
 def test_commit_prunes_included_and_stale_transactions() -> None:
@@ -104,7 +130,7 @@ def test_commit_prunes_included_and_stale_transactions() -> None:
 def test_overdue_lists_only_proposable_transactions_past_the_bound() -> None:
     mempool, ledger = pool(censorship_bound_ms=1_000), state()
     mempool.admit(transfer(ALICE, 0), ledger, 0)
-    mempool.admit(transfer(BOB, 1), ledger, 0)  # waits for Bob's nonce 0: not censorship
+    mempool.admit(transfer(ALICE, 1), ledger, 0)  # waits for Alice's nonce 0: not censorship
     assert mempool.overdue(ledger, 500) == []
     assert mempool.overdue(ledger, 1_000) == [transfer(ALICE, 0).hash]
 
@@ -120,9 +146,11 @@ def test_selection_never_breaks_nonce_order(arrivals: list[tuple[int, int]]) -> 
         except MempoolRejected:
             continue
     expected = {k.public.raw: 0 for k in keys}
-    for tx in mempool.select(ledger, 100):
+    chosen = mempool.select(ledger, 100)
+    for tx in chosen:
         assert tx.nonce == expected[tx.sender]
         expected[tx.sender] += 1
+    assert len(chosen) == len(mempool), "every pending transaction can be proposed"
 
 
 def test_a_pending_transaction_is_gossiped_again_once() -> None:
