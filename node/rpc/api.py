@@ -52,7 +52,7 @@ class TxRejected(ApiError):
 
 
 class MempoolFull(ApiError):
-    """The mempool (or the sender's share of it) has no room; retry later."""
+    """The mempool has no room; retry later (a sender over its own share is a `TxRejected`)."""
 
 
 class CommitTimeout(ApiError):

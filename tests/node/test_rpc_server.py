@@ -176,7 +176,7 @@ class CannedNode:
         refusals: list[TxRejected | MempoolFull | None] = []
         for tx in txs:
             if tx.startswith(REJECTED_TX[:1]):
-                refusals.append(TxRejected("bad_signature", "signature does not verify"))
+                refusals.append(TxRejected("BAD_SIGNATURE", "signature does not verify"))
             elif tx.startswith(FULL_TX[:1]):
                 refusals.append(MempoolFull("mempool holds 100000 transactions"))
             else:
@@ -692,7 +692,7 @@ async def test_submit_one_admitted(client: httpx.AsyncClient, node: CannedNode) 
 
 @pytest.mark.parametrize(
     ("tx", "code", "reason_code"),
-    [(REJECTED_TX, -32000, "bad_signature"), (FULL_TX, -32002, None), (SLOW_TX, -32003, None)],
+    [(REJECTED_TX, -32000, "BAD_SIGNATURE"), (FULL_TX, -32002, None), (SLOW_TX, -32003, None)],
 )
 async def test_submit_one_refused(
     client: httpx.AsyncClient, tx: bytes, code: int, reason_code: str | None
@@ -717,7 +717,7 @@ async def test_submit_batch_reports_each_transaction(client: httpx.AsyncClient) 
     assert statuses == [("aa", "admitted"), ("00", "rejected"), ("ff", "rejected")]
     assert result["results"][0]["error"] is None
     assert result["results"][1]["error"]["code"] == -32000
-    assert result["results"][1]["error"]["data"] == {"reason_code": "bad_signature"}
+    assert result["results"][1]["error"]["data"] == {"reason_code": "BAD_SIGNATURE"}
     assert result["results"][2]["error"]["code"] == -32002
 
 
