@@ -65,6 +65,13 @@ def _receive_some(stream: INetStream) -> Callable[[int], Awaitable[bytes]]:
     return receive
 
 
+async def _echoes(stream: INetStream) -> bool:
+    """Send a ping on `stream` and read its echo: whether the echo matches."""
+    payload = secrets.token_bytes(PING_LENGTH)
+    await stream.write(payload)
+    return await read_exactly(stream, PING_LENGTH) == payload
+
+
 async def _discard(stream: INetStream) -> None:
     """Reset a stream, bounded and shielded, ignoring a peer that is already gone."""
     with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_SECONDS), suppress(*TRANSPORT_ERRORS):
@@ -474,29 +481,49 @@ class Network:
                     peerstore.add_addrs(peer, [address], 0)
                 state.counters["dials"] += 1
                 delay = self.limits.redial_min_delay
+            ping_stream: INetStream | None = None
             while self._is_connected(state.peer_id) and not self._is_banned(state):
                 with trio.move_on_after(self.limits.keepalive_interval) as quiet:
                     await state.changed.wait()
-                if quiet.cancelled_caught and not await self._answers_ping(peer):
+                if not quiet.cancelled_caught:
+                    continue
+                ping_stream = await self._ping(peer, ping_stream)
+                if ping_stream is None:
                     state.counters["dead_connections"] += 1
                     logger.info("%s (%s) does not answer a ping: disconnecting", state.peer_id, state.name)
                     await self._disconnect(state)
+            if ping_stream is not None:
+                await _discard(ping_stream)
 
-    async def _answers_ping(self, peer: ID) -> bool:
-        """Whether the peer echoes a ping within the read timeout. A peer that went away without closing its
-        connection (a killed machine, a connection it dropped half-way through its shutdown) leaves it open
-        here with no one behind it, and the redial loop would wait on it forever."""
-        payload = secrets.token_bytes(PING_LENGTH)
+    async def _ping(self, peer: ID, kept: INetStream | None) -> INetStream | None:
+        """Ping the peer on the stream kept from the last ping, or on a new one if there is none or it broke
+        (the peer's handler ends a stream that waited 10 s for a ping); the stream to keep, or None when no
+        echo came within the read timeout. A peer that went away without closing its connection (a killed
+        machine, a connection it dropped half-way through its shutdown) leaves it open here with no one
+        behind it, and the redial loop would wait on it forever. One stream per peer, not one per ping: a
+        new stream's negotiation costs about six times the ping itself in py-libp2p."""
+        if kept is not None:
+            try:
+                with trio.fail_after(self.limits.read_timeout):
+                    if await _echoes(kept):
+                        return kept
+            except trio.TooSlowError:
+                await _discard(kept)
+                return None
+            except TRANSPORT_ERRORS:
+                pass
+            await _discard(kept)
+        stream = None
         try:
             with trio.fail_after(self.limits.read_timeout):
                 stream = await self._host.new_stream(peer, [PING_PROTOCOL_ID])
-                try:
-                    await stream.write(payload)
-                    return await read_exactly(stream, PING_LENGTH) == payload
-                finally:
-                    await _discard(stream)
+                if await _echoes(stream):
+                    return stream
         except (*TRANSPORT_ERRORS, trio.TooSlowError):
-            return False
+            pass
+        if stream is not None:
+            await _discard(stream)
+        return None
 
     async def _dial(self, peer: ID) -> None:
         """Dial via the swarm: `host.connect` returns at once while a closed connection is still listed."""

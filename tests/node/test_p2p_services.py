@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import trio
+from libp2p.peer.id import ID
 
 from node.p2p import GossipBatchTooLarge, Network, RequestFailed, RequestTimeout, open_network
 
@@ -161,3 +162,15 @@ async def test_cancelling_the_scope_shuts_a_busy_network_down_within_a_bound(
             networks[1].send(first, b"after")
             with trio.fail_after(10):
                 assert await networks[0].inbound().receive() == (second, b"after")
+
+
+async def test_a_ping_keeps_its_stream_and_opens_another_when_that_one_broke(member_configs, federation):
+    with trio.fail_after(30):
+        async with federation(member_configs(2)) as (first, second):
+            peer = ID.from_base58(second.local_peer_id)
+            kept = await first._ping(peer, None)
+            assert kept is not None
+            assert await first._ping(peer, kept) is kept, "the next ping reuses the stream"
+            await kept.reset()
+            again = await first._ping(peer, kept)
+            assert again is not None and again is not kept, "a broken stream is replaced: the peer is alive"
