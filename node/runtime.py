@@ -50,6 +50,7 @@ from ledger.keys import PrivateKey
 from ledger.tx import Transaction
 from ledger.votes import Certificate
 from node.arrival_order import ArrivalOrder
+from node.commit_waiters import CommitWaiters
 from node.config import NodeConfig
 from node.mempool import Mempool, MempoolRejected
 from node.metrics import NodeMetrics
@@ -138,7 +139,7 @@ class NodeRuntime:
     _gossip_ready: trio.Event = field(init=False, default_factory=trio.Event)
     _client_arrivals: ArrivalOrder = field(init=False, default_factory=ArrivalOrder)
     _proposer_poked: bool = field(init=False, default=False)
-    _waiters: dict[bytes, trio.Event] = field(init=False, default_factory=dict)
+    _waiters: CommitWaiters = field(init=False, default_factory=CommitWaiters)
     _fetching: bool = field(init=False, default=False)
     _last_block: Block | None = field(init=False, default=None)
     _fetched: dict[int, Block] = field(init=False, default_factory=dict)  # decoded blocks awaiting delivery
@@ -399,10 +400,7 @@ class NodeRuntime:
     def _after_commit(self, block: Block, txs: Sequence[Transaction]) -> None:
         self.metrics.committed(block.height, len(block.txs), time.time_ns() // 1_000)
         self.mempool.remove_committed(txs, self.chain.state)
-        for tx in txs:
-            waiter = self._waiters.pop(tx.hash, None)
-            if waiter is not None:
-                waiter.set()
+        self._waiters.committed(tx.hash for tx in txs)
         logger.info("committed block %d (%d txs)", block.height, len(txs))
 
     # ---- catch-up -------------------------------------------------------------------------------------
@@ -528,10 +526,7 @@ class NodeRuntime:
             txs = [tx for item in applied for tx in item.txs]
             if len(self.mempool):
                 self.mempool.remove_committed(txs, self.chain.state)
-            for tx in txs:
-                waiter = self._waiters.pop(tx.hash, None)
-                if waiter is not None:
-                    waiter.set()
+            self._waiters.committed(tx.hash for tx in txs)
             if applied:
                 logger.info(
                     "committed blocks %d-%d (%d txs) from certificates",
@@ -703,15 +698,7 @@ class NodeRuntime:
         """Wait until every hash is committed; False on timeout."""
         store = self.chain.store
         waiting = [h for h in tx_hashes if store.tx_location(h) is None]
-        events = {h: self._waiters.setdefault(h, trio.Event()) for h in waiting}
-        with trio.move_on_after(timeout_s):
-            for event in events.values():
-                await event.wait()
-            return True
-        for tx_hash, event in events.items():
-            if not event.is_set() and self._waiters.get(tx_hash) is event:
-                del self._waiters[tx_hash]
-        return False
+        return await self._waiters.wait(waiting, timeout_s)
 
 
 @dataclass
