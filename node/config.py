@@ -27,15 +27,18 @@ def advertised_host(listen_host: str, advertise_host: str = "") -> str:
     """The address other nodes dial for a node listening on `listen_host`: `advertise_host`, or the listen
     address itself. Both must be IP addresses; one listening on every interface (`0.0.0.0`, `::`) must name
     the address it advertises. Raises ValueError saying which rule is broken."""
+    _ip_address("p2p_host", listen_host)
     public = advertise_host or listen_host
-    for name, host in (("p2p_host", listen_host), ("p2p_advertise_host", public)):
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"{name} must be an IPv4 or IPv6 address, not {host!r}") from None
-    if address.is_unspecified:
+    if _ip_address("p2p_advertise_host", public).is_unspecified:
         raise ValueError(f"{public} means every interface, not an address to dial: set p2p_advertise_host")
     return public
+
+
+def _ip_address(name: str, host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{name} must be an IPv4 or IPv6 address, not {host!r}") from None
 
 
 class ConfigError(Exception):
