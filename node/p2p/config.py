@@ -39,6 +39,9 @@ class NetworkLimits:
     read_timeout: float = 10.0
     write_timeout: float = 10.0
     keepalive_interval: float = 2.0
+    # A libp2p connection's liveness ping; under py-libp2p's 10 s wait for the next ping on a stream
+    # (libp2p/host/ping.py, RESP_TIMEOUT), so one stream serves every ping of a peer.
+    ping_interval: float = 8.0
     dial_timeout: float = 5.0
     redial_min_delay: float = 0.1
     redial_max_delay: float = 5.0

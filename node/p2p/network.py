@@ -483,7 +483,7 @@ class Network:
                 delay = self.limits.redial_min_delay
             ping_stream: INetStream | None = None
             while self._is_connected(state.peer_id) and not self._is_banned(state):
-                with trio.move_on_after(self.limits.keepalive_interval) as quiet:
+                with trio.move_on_after(self.limits.ping_interval) as quiet:
                     await state.changed.wait()
                 if not quiet.cancelled_caught:
                     continue

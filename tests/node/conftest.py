@@ -20,6 +20,7 @@ CONNECT_TIMEOUT = 10.0
 TEST_LIMITS = NetworkLimits(
     read_timeout=3.0,
     keepalive_interval=0.5,
+    ping_interval=0.5,
     dial_timeout=2.0,
     redial_min_delay=0.05,
     redial_max_delay=0.5,
