@@ -63,6 +63,9 @@ class NetworkLimits:
     max_request_bytes: int = 64 * 1024
     max_response_bytes: int = MAX_CONSENSUS_MESSAGE_BYTES * 4
     handler_timeout: float = 10.0
+    request_stream_idle: float = (
+        30.0  # a server keeps a request stream this long for the client's next request
+    )
     max_pending_links: int = 16  # member-link connections still in their handshake
 
 

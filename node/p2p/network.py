@@ -124,6 +124,7 @@ class Network:
             self.limits.inbound_gossip_batches
         )
         self._bootstrap_peer_ids = {parse_bootstrap(address)[0] for address in config.bootstrap}
+        self._request_streams: dict[tuple[str, str], INetStream] = {}  # kept for the next request
         self._publish_bucket = TokenBucket(self.limits.gossip_messages_per_second, 1.0)
         self._publish_lock = trio.Lock()
         self.counters: dict[str, int] = {
@@ -267,25 +268,27 @@ class Network:
         self._host.set_stream_handler(protocol, serve)  # type: ignore[arg-type]
 
     async def request(self, peer_id: str, protocol: str, payload: bytes, timeout: float) -> bytes:
-        """Send one request and wait for its answer; RequestTimeout or RequestFailed otherwise."""
+        """Send one request and wait for its answer; RequestTimeout or RequestFailed otherwise. The stream of
+        the last answer from that peer on that protocol is used again: a new stream's negotiation costs
+        several times a small request in py-libp2p. A kept stream that the server has closed since (it keeps
+        one `request_stream_idle` seconds) is replaced once by a new one."""
         if len(payload) > self.limits.max_request_bytes:
             raise RequestFailed(f"request of {len(payload)} bytes over the cap")
         try:
             target = ID.from_base58(peer_id)
         except ValueError as error:
             raise RequestFailed(f"bad peer id {peer_id!r}") from error
+        key = (peer_id, protocol)
         try:
             with trio.fail_after(timeout):
-                stream = await self._host.new_stream(target, [protocol])  # type: ignore[list-item]
-                try:
-                    frame = encode_frame(payload)
-                    await stream.write(frame)
-                    self.traffic.request_writes += 1
-                    self.traffic.request_bytes_out += len(frame)
-                    reader = FrameReader(_receive_some(stream), self.limits.max_response_bytes, timeout)
-                    answer = await reader.read_frame()
-                finally:
-                    await _discard(stream)
+                kept = self._request_streams.pop(key, None)
+                answer = None if kept is None else await self._exchange(kept, payload, timeout, retry=True)
+                if answer is not None:
+                    stream = kept
+                else:
+                    stream = await self._host.new_stream(target, [protocol])  # type: ignore[list-item]
+                    self._state(peer_id).counters["request_streams"] += 1
+                    answer = await self._exchange(stream, payload, timeout, retry=False)
         except trio.TooSlowError:
             raise RequestTimeout(f"{protocol} to {peer_id}: no answer within {timeout} s") from None
         except FrameError as error:
@@ -294,6 +297,35 @@ class Network:
             raise RequestFailed(f"{protocol} to {peer_id}: {error!r}") from error
         if answer is None:
             raise RequestFailed(f"{protocol} to {peer_id}: closed without an answer")
+        spare = self._request_streams.setdefault(key, stream)
+        if spare is not stream:  # a concurrent request kept its own stream first
+            await _discard(stream)
+        return answer
+
+    async def _exchange(
+        self, stream: INetStream, payload: bytes, timeout: float, retry: bool
+    ) -> bytes | None:
+        """Write one request frame and read the answer frame: the answer, or None when the stream ended first.
+        With `retry`, a transport error counts as the stream having ended (the caller opens a new one); the
+        stream is reset unless an answer came."""
+        try:
+            frame = encode_frame(payload)
+            await stream.write(frame)
+            self.traffic.request_writes += 1
+            self.traffic.request_bytes_out += len(frame)
+            answer = await FrameReader(
+                _receive_some(stream), self.limits.max_response_bytes, timeout
+            ).read_frame()
+        except TRANSPORT_ERRORS:
+            await _discard(stream)
+            if retry:
+                return None
+            raise
+        except BaseException:
+            await _discard(stream)
+            raise
+        if answer is None:
+            await _discard(stream)
         return answer
 
     # ----- scoring -----
@@ -587,28 +619,25 @@ class Network:
             self.penalize(state.peer_id, str(error), self.limits.oversized_frame_penalty)
 
     async def _serve_request(self, stream: INetStream, handler: RequestHandler) -> None:
+        """Answer requests on `stream` until the client ends it or sends nothing for `request_stream_idle`
+        seconds. The first request must come within the read timeout (a silent opener is dropped)."""
         state = self._state(stream.muxed_conn.peer_id.to_base58())
+        limits = self.limits
         try:
-            if self._is_banned(state):
-                state.counters["rejected_streams"] += 1
-                return
-            limits = self.limits
-            reader = FrameReader(_receive_some(stream), limits.max_request_bytes, limits.read_timeout)
-            request = await reader.read_frame()
-            if request is None:
-                return
-            await self._throttle(state, len(request))
-            state.counters["requests_in"] += 1
-            with trio.fail_after(self.limits.handler_timeout):
-                answer = await handler(state.peer_id, request)
-            if len(answer) > self.limits.max_response_bytes:
-                logger.warning("handler answer of %s bytes over the cap: not sent", len(answer))
-                return
-            frame = encode_frame(answer)
-            with trio.fail_after(self.limits.write_timeout):
-                await stream.write(frame)
-            self.traffic.request_writes += 1
-            self.traffic.request_bytes_out += len(frame)
+            request = await FrameReader(
+                _receive_some(stream), limits.max_request_bytes, limits.read_timeout
+            ).read_frame()
+            while request is not None:
+                if self._is_banned(state):
+                    state.counters["rejected_streams"] += 1
+                    return
+                if not await self._answer(state, stream, handler, request):
+                    return
+                request = None
+                with trio.move_on_after(limits.request_stream_idle):
+                    request = await FrameReader(
+                        _receive_some(stream), limits.max_request_bytes, None
+                    ).read_frame()
         except FrameError as error:
             self._on_bad_frames(state, error)
         except (NetworkError, LedgerError) as error:
@@ -617,6 +646,24 @@ class Network:
             logger.info("request from %s failed: %r", state.peer_id, error)
         finally:
             await _discard(stream)
+
+    async def _answer(
+        self, state: PeerState, stream: INetStream, handler: RequestHandler, request: bytes
+    ) -> bool:
+        """Answer one request; False when the answer is over the cap (not sent, the stream ends)."""
+        await self._throttle(state, len(request))
+        state.counters["requests_in"] += 1
+        with trio.fail_after(self.limits.handler_timeout):
+            answer = await handler(state.peer_id, request)
+        if len(answer) > self.limits.max_response_bytes:
+            logger.warning("handler answer of %s bytes over the cap: not sent", len(answer))
+            return False
+        frame = encode_frame(answer)
+        with trio.fail_after(self.limits.write_timeout):
+            await stream.write(frame)
+        self.traffic.request_writes += 1
+        self.traffic.request_bytes_out += len(frame)
+        return True
 
     def _validate_gossip(self, forwarder: ID, message: rpc_pb2.Message) -> bool:
         try:

@@ -76,6 +76,32 @@ async def test_relayed_transactions_reach_each_member_once_and_bad_batches_cost_
                 assert await receiver.tx_batches().receive() == (sender.local_peer_id, [b"after"])
 
 
+async def test_requests_share_a_kept_stream_and_replace_it_once_it_broke(member_configs, federation):
+    with trio.fail_after(30):
+        async with federation(member_configs(2)) as (client, server):
+
+            async def echo(peer_id: str, request: bytes) -> bytes:
+                return request
+
+            server.register_handler(SYNC, echo)
+
+            def counter(network: Network, peer_id: str, name: str) -> int:
+                return next(row.counters.get(name, 0) for row in network.peers() if row.peer_id == peer_id)
+
+            for index in range(3):
+                assert (
+                    await client.request(server.local_peer_id, SYNC, b"ask %d" % index, 5.0)
+                    == b"ask %d" % index
+                )
+            assert counter(client, server.local_peer_id, "request_streams") == 1, "three requests, one stream"
+            assert counter(server, client.local_peer_id, "requests_in") == 3
+            await client._request_streams[(server.local_peer_id, SYNC)].reset()
+            assert await client.request(server.local_peer_id, SYNC, b"again", 5.0) == b"again"
+            assert counter(client, server.local_peer_id, "request_streams") == 2, (
+                "the broken one was replaced"
+            )
+
+
 async def test_request_response_answers_and_times_out(member_configs, federation):
     configs = member_configs(2)
     with trio.fail_after(30):
