@@ -29,6 +29,11 @@ OFFERED_SHARE = 0.9
 BACKLOG_POINTS_S = 0.05
 SUSTAINED_LAG_MS = 1_000
 
+# Issue 5's latency goal: at half of the throughput goal (0.5 of the ceiling), p50 and p99 within these.
+GOAL_LOAD_SHARE = 0.25
+GOAL_P50_MS = 25.0
+GOAL_P99_MS = 150.0
+
 
 def assess(
     admissions: list[tuple[int, int]],
@@ -111,6 +116,38 @@ def latency_figures(values_ms: list[float], rtt_us: float) -> dict[str, Any]:
         "samples": len(ordered),
         **{f"{name}_ms": value for name, value in figures.items()},
         **{f"{name}_rtt": value * 1000 / rtt_us for name, value in figures.items()},
+    }
+
+
+def ceiling_tx_per_s(cores: int, verify_per_s: float, members: int) -> float:
+    """The verification ceiling: each member checks each signature once, on `cores` cores shared by all."""
+    return cores * verify_per_s / members
+
+
+def goal_latency(step: dict[str, Any] | None, ceiling: float) -> dict[str, Any]:
+    """The latency goal judged on the step run at GOAL_LOAD_SHARE of the ceiling (`step` None: skipped). A
+    step that did not sustain the load misses the goal whatever its latency: the load was not carried."""
+    goal: dict[str, Any] = {
+        "rate": GOAL_LOAD_SHARE * ceiling,
+        "share_of_ceiling": GOAL_LOAD_SHARE,
+        "p50_goal_ms": GOAL_P50_MS,
+        "p99_goal_ms": GOAL_P99_MS,
+    }
+    if step is None:
+        return {**goal, "status": "skipped"}
+    latency = step["latency"]
+    met = (
+        step["sustained"]
+        and "p50_ms" in latency
+        and latency["p50_ms"] <= GOAL_P50_MS
+        and latency["p99_ms"] <= GOAL_P99_MS
+    )
+    return {
+        **goal,
+        "status": "met" if met else "missed",
+        "committed_per_s": step["committed_per_s"],
+        "sustained": step["sustained"],
+        **{k: latency[k] for k in ("p50_ms", "p99_ms", "max_ms") if k in latency},
     }
 
 

@@ -18,6 +18,7 @@ class Options:
     latency_shares: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.9])
     latency_seconds: float = 10.0
     latency_sample: int = 2000
+    goal_latency: bool = True
     accounts: int = 2048
     senders: int = 16
     batch: int = 100
@@ -44,6 +45,7 @@ QUICK = {
     "latency_shares": [0.25, 0.5, 0.9],
     "latency_seconds": 2.0,
     "latency_sample": 300,
+    "goal_latency": False,
     "accounts": 128,
     "senders": 4,
     "view_timeout_ms": 2_000,
@@ -77,6 +79,11 @@ def parse(argv: list[str] | None = None) -> Options:
     )
     add("--latency-seconds", type=float, default=None, help="duration of each latency step (default 10)")
     add("--latency-sample", type=int, default=None, help="transactions timed per step (default 2000)")
+    add(
+        "--skip-goal-latency",
+        action="store_true",
+        help="do not time latency at the goal's load (a quarter of the ceiling, cores x V / N / 4)",
+    )
     add("--accounts", type=int, default=None, help="funded load accounts (default 2048)")
     add("--senders", type=int, default=None, help="sender threads of the load generator (default 16)")
     add("--batch", type=int, default=None, help="most transactions per tx_submit (default 100)")
@@ -100,7 +107,11 @@ def parse(argv: list[str] | None = None) -> Options:
         default=None,
         help="run this member (0-based) under cProfile; its top functions are printed and its stats saved",
     )
-    add("--quick", action="store_true", help="small rates, short steps, no catch-up (about a minute)")
+    add(
+        "--quick",
+        action="store_true",
+        help="small rates, short steps, no catch-up and no step at the goal's load (about a minute)",
+    )
     args = parser.parse_args(argv)
     options = Options(**(QUICK if args.quick else {}))  # type: ignore[arg-type]
     options.quick = args.quick
@@ -113,6 +124,7 @@ def parse(argv: list[str] | None = None) -> Options:
         if value is not None:
             setattr(options, name, value)
     options.skip_view_change |= args.skip_view_change
+    options.goal_latency &= not args.skip_goal_latency
     options.skip_catchup |= args.skip_catchup
     options.plot = not args.no_plot
     if options.runs < 1:

@@ -51,6 +51,23 @@ def table(report: dict[str, Any]) -> str:
             f"{point['p50_ms']:.0f}/{point['p99_ms']:.0f}/{point['max_ms']:.0f} ms",
             f"{point['p50_rtt']:,.0f}/{point['p99_rtt']:,.0f}/{point['max_rtt']:,.0f} loopback round trips",
         )
+    goal = s["goal_latency"]
+    name = f"latency at goal load ({goal['rate']:,.0f} tx/s)"
+    if goal["status"] == "skipped":
+        row(name, "skipped")
+    else:
+        measured = "no samples"
+        if "p50_ms" in goal:
+            measured = f"{goal['p50_ms']:.0f}/{goal['p99_ms']:.0f}/{goal['max_ms']:.0f} ms"
+        carried = ""
+        if not goal["sustained"]:
+            carried = f", not sustained ({goal['committed_per_s']:,.0f} tx/s committed)"
+        row(
+            name + " p50/p99/max",
+            measured,
+            f"{goal['share_of_ceiling']:g} of the ceiling; goal p50 <= {goal['p50_goal_ms']:.0f} ms, "
+            f"p99 <= {goal['p99_goal_ms']:.0f} ms: {goal['status']}{carried}",
+        )
     at = f" (at {s['costs_at']['label']}, {s['costs_at']['rate']:,.0f} tx/s)"
     row("node CPU per committed tx, all nodes" + "", _num(costs["node_cpu_us_per_tx"], 0, " us"), at.strip())
     row("load generator CPU per committed tx", _num(costs["generator_cpu_us_per_tx"], 0, " us"))
@@ -103,7 +120,7 @@ def _steps_table(report: dict[str, Any]) -> str:
     names: tuple[str, ...] = ("step", "offered", "commit", "ok", "p50ms", "p99ms", "maxms", "cpu us/tx")
     names += ("gen us/tx", "sig/tx", "wr/tx", "B/tx", "msg/blk", "tx/blk")
     rows = [_cells(names)]
-    for st in [st for s in report["searches"] for st in s["steps"]] + report["latency_steps"]:
+    for st in _all_steps(report):
         lat, c = st["latency"], st["costs"]
         rows.append(
             _cells(
@@ -126,6 +143,11 @@ def _steps_table(report: dict[str, Any]) -> str:
             )
         )
     return "\n".join(rows)
+
+
+def _all_steps(report: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = [st for s in report["searches"] for st in s["steps"]] + report["latency_steps"]
+    return steps + ([report["goal_latency_step"]] if report["goal_latency_step"] else [])
 
 
 _WIDTHS = (12, 8, 8, 3, 7, 7, 7, 9, 9, 6, 6, 6, 7, 6)
@@ -162,6 +184,7 @@ def _plot(report: dict[str, Any], path: Path) -> Path:
     groups = [
         ("search", [st for s in report["searches"] for st in s["steps"]], "o"),
         ("latency steps", report["latency_steps"], "s"),
+        ("goal's load", [report["goal_latency_step"]] if report["goal_latency_step"] else [], "D"),
     ]
     for name, steps, marker in groups:
         points = sorted((st["committed_per_s"], st["latency"]) for st in steps if "p50_ms" in st["latency"])

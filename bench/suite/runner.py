@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.suite import viewchange
+from bench.suite.analysis import GOAL_LOAD_SHARE, ceiling_tx_per_s, goal_latency
 from bench.suite.calibrate import calibrate
 from bench.suite.cluster import Cluster
 from bench.suite.loadgen import OpenLoop
@@ -106,6 +107,11 @@ def _on_devnet(options: Options, workdir: Path, calibration: dict[str, Any]) -> 
             step(max(1.0, share * base), options.latency_seconds, f"latency {share:.0%}")
             for share in options.latency_shares
         ]
+        goal_step = None
+        if options.goal_latency:
+            goal_rate = GOAL_LOAD_SHARE * ceiling(calibration, options.members)
+            say(f"latency at the goal's load: {GOAL_LOAD_SHARE:g} of the ceiling, {goal_rate:,.0f} tx/s")
+            goal_step = step(goal_rate, options.latency_seconds, "latency goal")
         view_change: dict[str, Any] = {"status": "skipped"}
         if not options.skip_view_change:
             say(f"view change: light load of {options.view_change_rate:g} tx/s, then SIGKILL of the proposer")
@@ -125,6 +131,7 @@ def _on_devnet(options: Options, workdir: Path, calibration: dict[str, Any]) -> 
         "searches": searches,
         "latency_base": {"tx_per_s": base, "sustained": base_sustained},
         "latency_steps": latency_steps,
+        "goal_latency_step": goal_step,
         "view_change": view_change,
     }
 
@@ -201,11 +208,9 @@ def run_catchup(options: Options, workdir: Path) -> dict[str, Any]:
 def summarize(report: dict[str, Any], options: Options) -> dict[str, Any]:
     """The headline figures and their ratios (the table of docs/performance.md)."""
     calibration = report["calibration"]
-    verify_per_s = float(calibration["verify"]["per_s"])
-    cores = int(calibration["cores"]["usable"])
     maxima = [s["max_sustained"] for s in report["searches"] if s["max_sustained"] is not None]
     throughput = statistics.median(maxima) if maxima else None
-    ceiling = cores * verify_per_s / options.members
+    ceiling_rate = ceiling(calibration, options.members)
     best_steps = [
         max((st for st in s["steps"] if st["sustained"]), key=lambda st: st["committed_per_s"], default=None)
         for s in report["searches"]
@@ -218,19 +223,20 @@ def summarize(report: dict[str, Any], options: Options) -> dict[str, Any]:
     view_change = report["view_change"]
     return {
         "members": options.members,
-        "cores": cores,
-        "verify_per_s": verify_per_s,
+        "cores": int(calibration["cores"]["usable"]),
+        "verify_per_s": float(calibration["verify"]["per_s"]),
         "loopback_rtt_us": calibration["loopback"]["p50_us"],
-        "ceiling_tx_per_s": ceiling,
+        "ceiling_tx_per_s": ceiling_rate,
         "max_sustained_tx_per_s": throughput,
         "max_sustained_min": min(maxima) if maxima else None,
         "max_sustained_max": max(maxima) if maxima else None,
         "runs": len(report["searches"]),
-        "ceiling_fraction": None if throughput is None else throughput / ceiling,
+        "ceiling_fraction": None if throughput is None else throughput / ceiling_rate,
         "latency": [
             {"share": share, "rate": st["rate"], "committed_per_s": st["committed_per_s"], **st["latency"]}
             for share, st in zip(options.latency_shares, report["latency_steps"], strict=True)
         ],
+        "goal_latency": goal_latency(report["goal_latency_step"], ceiling_rate),
         "costs_at": {"label": reference["label"], "rate": reference["rate"]},
         "costs": reference["costs"],
         "view_change_ms": view_change.get("view_change_ms"),
@@ -240,6 +246,12 @@ def summarize(report: dict[str, Any], options: Options) -> dict[str, Any]:
         "catchup_tx_per_s": report["catchup"].get("tx_per_s"),
         "catchup_status": report["catchup"]["status"],
     }
+
+
+def ceiling(calibration: dict[str, Any], members: int) -> float:
+    """The run's verification ceiling in tx/s, from its own calibration."""
+    cores, verify_per_s = int(calibration["cores"]["usable"]), float(calibration["verify"]["per_s"])
+    return ceiling_tx_per_s(cores, verify_per_s, members)
 
 
 def step_line(step: dict[str, Any]) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.suite.analysis import assess, collector_pauses, costs, latency_figures
+from bench.suite.analysis import (
+    assess,
+    ceiling_tx_per_s,
+    collector_pauses,
+    costs,
+    goal_latency,
+    latency_figures,
+)
 from bench.suite.cluster import quorum_times
 from bench.suite.runner import search
 
@@ -157,3 +164,23 @@ def test_the_search_stops_at_the_first_rate_not_sustained_and_halves_below_the_f
     down = search(step_of(150), [500, 1_000])
     assert [s["rate"] for s in down["steps"]] == [500, 250, 125] and down["max_sustained"] == 125
     assert search(step_of(1), [100])["max_sustained"] is None
+
+
+def test_the_latency_goal_is_judged_at_a_quarter_of_the_ceiling_and_needs_the_load_carried() -> None:
+    ceiling = ceiling_tx_per_s(cores=2, verify_per_s=16_000, members=4)
+    assert ceiling == 8_000
+
+    def step(p50: float, p99: float, sustained: bool = True) -> dict[str, Any]:
+        latency = {"samples": 100, "p50_ms": p50, "p99_ms": p99, "max_ms": p99 + 1}
+        return {"sustained": sustained, "committed_per_s": 1_990.0, "latency": latency}
+
+    met = goal_latency(step(25, 150), ceiling)
+    assert met["status"] == "met" and met["rate"] == 2_000 and met["share_of_ceiling"] == 0.25
+    assert (met["p50_ms"], met["p99_ms"], met["max_ms"], met["committed_per_s"]) == (25, 150, 151, 1_990)
+    assert goal_latency(step(26, 100), ceiling)["status"] == "missed"
+    assert goal_latency(step(20, 151), ceiling)["status"] == "missed"
+    assert goal_latency(step(10, 20, sustained=False), ceiling)["status"] == "missed"
+    no_samples = {"sustained": True, "committed_per_s": 0.0, "latency": {"samples": 0}}
+    assert goal_latency(no_samples, ceiling)["status"] == "missed"
+    skipped = goal_latency(None, ceiling)
+    assert skipped["status"] == "skipped" and skipped["rate"] == 2_000 and "p50_ms" not in skipped
