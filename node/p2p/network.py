@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager, suppress
 
 import multiaddr  # type: ignore[import-untyped]
 import trio
-from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import IHost, IMuxedConn, INetConn, INetStream, INetwork, INotifee
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.host.ping import ID as PING_PROTOCOL_ID
 from libp2p.host.ping import PING_LENGTH
@@ -92,6 +92,7 @@ class _ConnectionWatcher(INotifee):
         self._network._on_connection_change(conn.muxed_conn.peer_id)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._network._drop_request_streams(conn.muxed_conn)
         self._network._on_connection_change(conn.muxed_conn.peer_id)
 
     async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
@@ -425,6 +426,11 @@ class Network:
         elif not state.connected and self._forgettable(state):
             del self._peers[state.peer_id]
         state.notify()
+
+    def _drop_request_streams(self, closed: IMuxedConn) -> None:
+        """Forget the streams kept for requests on a connection that closed: they closed with it."""
+        for key in [key for key, stream in self._request_streams.items() if stream.muxed_conn is closed]:
+            del self._request_streams[key]
 
     def _forgettable(self, state: PeerState) -> bool:
         """A disconnected stranger in good standing: forgetting it keeps `_peers` bounded by connections."""
