@@ -7,13 +7,16 @@ signing, its per-sender rate limit set from our limits rather than left at 10 ms
 auto-connector (which dials any peer in the peerstore to keep 50 connections) is stopped: our own redial loop
 decides whom to dial, and it must not redial a banned peer. Yamux sends a window update only when half the
 window is consumed (go-yamux's rule): py-libp2p's default sends one after every read, which doubled the
-number of writes (each a noise encryption and a syscall) under load.
+number of writes (each a noise encryption and a syscall) under load. Identify tells peers the bound ports on
+the advertised host (a node bound to every interface would otherwise advertise 0.0.0.0), and not the
+addresses peers observed (an outbound connection's ephemeral port is no address to dial).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import multiaddr  # type: ignore[import-untyped]
 from libp2p import new_host
@@ -52,7 +55,20 @@ def build_host(config: NetworkConfig) -> IHost:
         key_pair=key_pair,
         sec_opt={NOISE_PROTOCOL_ID: noise},
         connection_config=ConnectionConfig(max_connections_per_peer=1, min_connections=0),
+        addrs_factory=on_public_host(config.public_host),
+        disable_identify_address_discovery=True,
     )
+
+
+def on_public_host(public_host: str) -> Callable[[list[multiaddr.Multiaddr]], list[multiaddr.Multiaddr]]:
+    """The host's addresses as others must dial them: each bound TCP port on `public_host`."""
+    public = ip_multiaddr(public_host)
+
+    def advertised(bound: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
+        ports = dict.fromkeys(address.value_for_protocol("tcp") for address in bound)
+        return [multiaddr.Multiaddr(f"{public}/tcp/{port}") for port in ports]
+
+    return advertised
 
 
 async def stop_auto_connector(host: IHost) -> None:

@@ -157,13 +157,9 @@ class Network:
 
     @property
     def listen_addrs(self) -> list[str]:
-        """The bound addresses, on the advertised host, with our peer id, ready for other nodes' bootstrap
-        lists."""
-        public = ip_multiaddr(self.config.public_host)
-        return [
-            f"{public}/tcp/{address.value_for_protocol('tcp')}/p2p/{self.local_peer_id}"
-            for address in self._host.get_addrs()
-        ]
+        """The bound ports on the advertised host, with our peer id, ready for other nodes' bootstrap lists
+        (what identify tells peers too: `host.on_public_host`)."""
+        return [str(address) for address in self._host.get_addrs()]
 
     @property
     def link_addr(self) -> str | None:

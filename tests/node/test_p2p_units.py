@@ -6,6 +6,7 @@ import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from multiaddr import Multiaddr
 
 from ledger.errors import DecodeError
 from ledger.keys import PrivateKey
@@ -14,6 +15,7 @@ from node.p2p.config import LinkAddress, ip_multiaddr, key_pair_from_seed, parse
 from node.p2p.errors import FrameError
 from node.p2p.framing import KEEPALIVE, FrameReader, encode_frames
 from node.p2p.gossip import decode_batch, encode_batch, split_into_batches
+from node.p2p.host import on_public_host
 from node.p2p.peers import OutgoingQueue
 from node.p2p.scoring import PeerScore, TokenBucket
 
@@ -233,6 +235,19 @@ def test_config_checks():
         parse_bootstrap("not a multiaddr")
     peer_id, address = parse_bootstrap(f"/ip4/127.0.0.1/tcp/4001/p2p/{peer_id_of_member(key)}")
     assert peer_id == peer_id_of_member(key) and str(address) == "/ip4/127.0.0.1/tcp/4001"
+
+
+def test_identify_advertises_each_bound_port_on_the_public_host():
+    bound = [
+        Multiaddr("/ip4/0.0.0.0/tcp/4001"),
+        Multiaddr("/ip4/0.0.0.0/tcp/4001"),
+        Multiaddr("/ip4/0.0.0.0/tcp/7"),
+    ]
+    assert [str(a) for a in on_public_host("10.0.0.5")(bound)] == [
+        "/ip4/10.0.0.5/tcp/4001",
+        "/ip4/10.0.0.5/tcp/7",
+    ]
+    assert [str(a) for a in on_public_host("::1")([Multiaddr("/ip6/::/tcp/9")])] == ["/ip6/::1/tcp/9"]
 
 
 def test_member_links_name_a_member_at_a_tcp_address():
