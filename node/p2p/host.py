@@ -61,11 +61,13 @@ def build_host(config: NetworkConfig) -> IHost:
 
 
 def on_public_host(public_host: str) -> Callable[[list[multiaddr.Multiaddr]], list[multiaddr.Multiaddr]]:
-    """The host's addresses as others must dial them: each bound TCP port on `public_host`."""
+    """The host's addresses as others must dial them: each bound TCP port on `public_host` (the node listens
+    on TCP only; anything else is left out)."""
     public = ip_multiaddr(public_host)
 
     def advertised(bound: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
-        ports = dict.fromkeys(address.value_for_protocol("tcp") for address in bound)
+        tcp = [address for address in bound if any(p.name == "tcp" for p in address.protocols())]
+        ports = dict.fromkeys(address.value_for_protocol("tcp") for address in tcp)
         return [multiaddr.Multiaddr(f"{public}/tcp/{port}") for port in ports]
 
     return advertised

@@ -248,6 +248,7 @@ def test_identify_advertises_each_bound_port_on_the_public_host():
         "/ip4/10.0.0.5/tcp/7",
     ]
     assert [str(a) for a in on_public_host("::1")([Multiaddr("/ip6/::/tcp/9")])] == ["/ip6/::1/tcp/9"]
+    assert on_public_host("10.0.0.5")([Multiaddr("/ip4/0.0.0.0/udp/9/quic-v1")]) == []
 
 
 def test_member_links_name_a_member_at_a_tcp_address():
