@@ -196,6 +196,13 @@ def _plot(report: dict[str, Any], path: Path) -> Path:
             xs, [lat["p99_ms"] for _, lat in points], marker=marker, linestyle="--", label=f"p99 ({name})"
         )
     summary = report["summary"]
+    goal = summary["goal_latency"]
+    if goal["status"] != "skipped":
+        axis.axvline(goal["rate"], color="purple", linewidth=0.8, linestyle=":", label="goal's load")
+        for name, bound in (("p50", goal["p50_goal_ms"]), ("p99", goal["p99_goal_ms"])):
+            axis.axhline(bound, color="purple", linewidth=0.6, linestyle="--" if name == "p99" else "-")
+            where = ("axes fraction", "data")
+            axis.annotate(f"goal {name}", (0.005, bound), xycoords=where, fontsize="x-small")
     if summary["max_sustained_tx_per_s"]:
         axis.axvline(summary["max_sustained_tx_per_s"], color="grey", linewidth=0.8, label="max sustained")
     axis.set_xlabel("committed tx/s")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.__main__ import main
 from bench.suite.analysis import goal_latency
-from bench.suite.report import table
+from bench.suite.report import table, write
 from node import devnet
 
 
@@ -71,6 +71,8 @@ def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
     }
     text = table(with_goal)
     assert "goal p50 <= 25 ms, p99 <= 150 ms: " in text and "  latency goal " in text
+    write(with_goal, tmp_path / "with-goal", plot=True)
+    assert Path(with_goal["files"]["png"]).stat().st_size > 0
 
     files = report["files"]
     assert json.loads(Path(files["json"]).read_text())["summary"] == json.loads(json.dumps(summary))
